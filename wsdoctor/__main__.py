@@ -1,0 +1,5 @@
+"""Allow ``python -m wsdoctor``."""
+
+from wsdoctor.cli import main
+
+main()

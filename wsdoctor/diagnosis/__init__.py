@@ -1,0 +1,1 @@
+"""Pure rules: observations in, findings and one verdict out."""

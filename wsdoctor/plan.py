@@ -1,0 +1,162 @@
+"""What to probe: paths, connection options and stage budgets. No network here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_MAX_IDLE_S = 120.0
+QUICK_MAX_IDLE_S = 30.0
+DEFAULT_HEARTBEAT_MESSAGE = '{"type":"ping"}'
+STAGES = ("handshake", "echo", "idle", "heartbeat")
+
+
+class PlanError(ValueError):
+    """A plan that cannot be run, with a message fit for the user."""
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """One way to the service: a WebSocket URL, optionally through a forward proxy."""
+
+    name: str
+    url: str
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How every probe connection opens."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+    origin: str | None = None
+    insecure: bool = False
+    cacert: str | None = None
+    open_timeout_s: float = 10.0
+    max_message_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class IdlePlan:
+    """The concurrent idle ladder: rungs ping once at their idle time; heartbeats keep pinging."""
+
+    max_idle_s: float = DEFAULT_MAX_IDLE_S
+    linear_step_s: float = 1.0
+    linear_until_s: float = 10.0
+    ratio: float = 1.1
+    sentinels: int = 2
+
+    def rungs(self) -> list[float]:
+        """Idle durations at which one connection each sends its first ping.
+
+        Spaced so that the midpoint of two neighbours is within max(0.5 s, 5 %) of any
+        timeout between them: 1 s steps up to ``linear_until_s``, then a ``ratio`` of 1.1.
+        """
+        rungs: list[float] = []
+        value = self.linear_step_s
+        while value < min(self.linear_until_s, self.max_idle_s):
+            rungs.append(round(value, 3))
+            value += self.linear_step_s
+        value = max(value, self.linear_step_s)
+        while value < self.max_idle_s:
+            rungs.append(round(value, 3))
+            value *= self.ratio
+        rungs.append(round(self.max_idle_s, 3))
+        return sorted(set(rungs))
+
+    def heartbeat_intervals(self) -> list[float]:
+        """Protocol-ping intervals to try at once: 1, 2, 4 ... s, each below ``max_idle_s``."""
+        count = max(1, int(math.log2(max(self.max_idle_s, 2.0))))
+        return [float(2**i) for i in range(count) if 2**i < self.max_idle_s] or [1.0]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run needs to know before it touches the network."""
+
+    paths: tuple[PathSpec, ...]
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    idle: IdlePlan = field(default_factory=IdlePlan)
+    heartbeat_message: str = DEFAULT_HEARTBEAT_MESSAGE
+    echo_samples: int = 20
+    stages: tuple[str, ...] = STAGES
+
+
+def validate_ws_url(url: str) -> str:
+    """Return ``url`` if it is a usable ws:// or wss:// URL, else raise PlanError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise PlanError(f"invalid URL {url!r}: {exc}") from None
+    if parts.scheme not in ("ws", "wss"):
+        raise PlanError(f"unsupported URL scheme {parts.scheme or '(none)'!r}: use ws:// or wss://")
+    if not parts.hostname:
+        raise PlanError(f"URL {url!r} has no host")
+    if port == 0:
+        raise PlanError(f"URL {url!r} has port 0")
+    return url
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """Parse ``"Name: value"`` into a pair, raising PlanError on bad syntax."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or any(c.isspace() for c in name):
+        raise PlanError(f"bad header {text.split(':', 1)[0]!r}: expected 'Name: value'")
+    if "\n" in value or "\r" in value:
+        raise PlanError(f"bad header {name!r}: value contains a line break")
+    return name, value.strip()
+
+
+def validate_max_idle(value: float) -> float:
+    """Reject idle budgets that cannot be run: below 2 s or above one day."""
+    if not math.isfinite(value) or value < 2 or value > 86400:
+        raise PlanError(f"--max-idle must be between 2 and 86400 seconds, got {value}")
+    return value
+
+
+def validate_proxy_url(url: str) -> str:
+    """Return ``url`` if it names a usable forward proxy, else raise PlanError."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise PlanError(f"invalid proxy URL: {exc}") from None
+    if parts.scheme not in FORWARD_PROXY_SCHEMES:
+        raise PlanError(
+            f"unsupported proxy scheme {parts.scheme or '(none)'!r}: use "
+            + ", ".join(f"{s}://" for s in FORWARD_PROXY_SCHEMES)
+        )
+    if not parts.hostname:
+        raise PlanError("proxy URL has no host")
+    return url
+
+
+FORWARD_PROXY_SCHEMES = ("http", "socks5", "socks4")
+
+
+def entry_points(direct_url: str, entries: list[str]) -> list[tuple[str, str, str | None]]:
+    """Name each extra entry point: a ws(s) URL is a reverse proxy, others forward proxies."""
+    named: list[tuple[str, str, str | None]] = []
+    for index, entry in enumerate(entries):
+        name = "via-proxy" if len(entries) == 1 else f"via-{index + 1}"
+        if entry.startswith(("ws://", "wss://")):
+            named.append((name, entry, None))
+        else:
+            named.append((name, direct_url, entry))
+    return named
+
+
+def environment_proxy(url: str) -> str | None:
+    """The forward proxy the environment sets for ``url`` (HTTPS_PROXY, ALL_PROXY, NO_PROXY)."""
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    if parts.hostname and proxy_bypass_environment(parts.hostname, proxies):
+        return None
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return proxies.get(scheme) or proxies.get("all") or None

@@ -1,0 +1,1 @@
+"""Gatherers: stages that open instrumented connections and record facts with timestamps."""

@@ -1,0 +1,130 @@
+"""The first two stages: one handshake, then RTT sampling on an echo connection."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from websockets.exceptions import ConnectionClosed
+
+from wsdoctor.observations import ConnectionRecord, Ending, StageResult
+from wsdoctor.plan import PathSpec, Plan
+from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
+from wsdoctor.probes.looplag import LoopLagMonitor
+from wsdoctor.probes.stats import rtt_stats
+
+ECHO_PING_TIMEOUT_S = 2.0
+REPLY_TIMEOUT_S = 2.0
+SAMPLE_GAP_S = 0.05
+
+
+def failed_record(record_id: str, error: HandshakeError, opened_at: float) -> ConnectionRecord:
+    """The record of a connection whose opening handshake failed."""
+    failure = error.handshake.failure
+    return ConnectionRecord(
+        id=record_id,
+        role="handshake",
+        opened_at=round(opened_at, 4),
+        handshake=error.handshake,
+        ending=Ending(
+            kind="handshake_failed",
+            age_s=0.0,
+            idle_s=0.0,
+            detail=failure.reason if failure else None,
+        ),
+    )
+
+
+async def handshake_stage(path: PathSpec, plan: Plan, run_started: float) -> StageResult:
+    """Open one connection and close it: timings, status and headers, or why it failed."""
+    began = time.monotonic()
+    async with LoopLagMonitor() as lag:
+        try:
+            probe = await open_probe_connection(
+                path, plan.connect, "handshake-1", "handshake", run_started
+            )
+        except HandshakeError as error:
+            record = failed_record("handshake-1", error, began - run_started)
+        else:
+            await probe.close()
+            record = probe.record()
+    return StageResult(
+        name="handshake",
+        started_at=round(began - run_started, 4),
+        duration_s=round(time.monotonic() - began, 4),
+        connections=[record],
+        loop_lag=lag.result(),
+    )
+
+
+async def _await_reply(probe: ProbeConnection, timeout_s: float) -> str | bytes | None:
+    try:
+        reply = await asyncio.wait_for(probe.conn.recv(), timeout_s)
+    except asyncio.TimeoutError:
+        return None
+    probe.log("message_received", size=len(reply))
+    return reply
+
+
+async def _sample_protocol_rtt(probe: ProbeConnection, count: int) -> tuple[list[float], int]:
+    samples: list[float] = []
+    lost = 0
+    for _ in range(count):
+        rtt = await probe.ping(ECHO_PING_TIMEOUT_S)
+        if rtt is None:
+            lost += 1
+            probe.silent_at = None  # one lost pong is a sample here, not the end
+        else:
+            samples.append(rtt)
+        await asyncio.sleep(SAMPLE_GAP_S)
+    return samples, lost
+
+
+async def _sample_app_rtt(probe: ProbeConnection, count: int) -> tuple[bool, list[float]]:
+    samples: list[float] = []
+    for index in range(count):
+        payload = f"wsdoctor-echo-{index}"
+        sent = time.monotonic()
+        await probe.send(payload)
+        reply = await _await_reply(probe, REPLY_TIMEOUT_S)
+        if reply != payload:
+            return bool(samples), samples
+        samples.append((time.monotonic() - sent) * 1000)
+        probe.events[-1].rtt_ms = round(samples[-1], 3)
+    return True, samples
+
+
+async def echo_stage(path: PathSpec, plan: Plan, run_started: float) -> StageResult:
+    """Sample RTT with protocol pings and, where the server echoes, application messages.
+
+    Also finds out whether the server answers the application heartbeat message.
+    """
+    began = time.monotonic()
+    stage = StageResult(name="echo", started_at=round(began - run_started, 4), duration_s=0.0)
+    async with LoopLagMonitor() as lag:
+        try:
+            probe = await open_probe_connection(path, plan.connect, "echo-1", "echo", run_started)
+        except HandshakeError as error:
+            stage.connections.append(failed_record("echo-1", error, began - run_started))
+        else:
+            try:
+                samples, lost = await _sample_protocol_rtt(probe, plan.echo_samples)
+                echoes, app_samples = await _sample_app_rtt(probe, plan.echo_samples // 2)
+                stage.app_echo = echoes
+                await probe.send(plan.heartbeat_message)
+                stage.app_heartbeat_answered = (
+                    await _await_reply(probe, REPLY_TIMEOUT_S) is not None
+                )
+                for stats in (
+                    rtt_stats("protocol", samples, lost),
+                    rtt_stats("application", app_samples),
+                ):
+                    if stats is not None:
+                        stage.rtt.append(stats)
+            except ConnectionClosed:
+                stage.notes.append("the echo connection closed during sampling")
+            await probe.close()
+            stage.connections.append(probe.record())
+    stage.loop_lag = lag.result()
+    stage.duration_s = round(time.monotonic() - began, 4)
+    return stage

@@ -1,0 +1,394 @@
+"""An instrumented WebSocket client connection: phase timings, byte times and how it ended.
+
+websockets' own keepalive is off on every probe connection: the probe decides when to ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
+from websockets.frames import Frame, Opcode
+
+from wsdoctor import __version__
+from wsdoctor.observations import (
+    ConnectionRecord,
+    ConnectionRole,
+    Ending,
+    Event,
+    EventKind,
+    Handshake,
+    HandshakeFailure,
+)
+from wsdoctor.plan import ConnectOptions, PathSpec
+from wsdoctor.probes.forward_proxy import ForwardProxyError, open_tunnel
+from wsdoctor.redact import redact_headers
+
+USER_AGENT = f"wsdoctor/{__version__}"
+CLOSE_TIMEOUT_S = 2.0
+
+
+class InstrumentedConnection(ClientConnection):
+    """A client connection that remembers when bytes arrived and how the transport ended."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.made_at: float | None = None
+        self.last_rx = time.monotonic()
+        self.last_tx = self.last_rx
+        self.eof_at: float | None = None
+        self.lost_at: float | None = None
+        self.lost_exc: BaseException | None = None
+        self.server_ping_times: list[float] = []
+        self.established = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.made_at = time.monotonic()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        super().data_received(data)
+
+    def eof_received(self) -> None:
+        self.eof_at = time.monotonic()
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_at = time.monotonic()
+        self.lost_exc = exc
+        super().connection_lost(exc)
+
+    def process_event(self, event: Any) -> None:
+        if self.established and isinstance(event, Frame) and event.opcode is Opcode.PING:
+            now = time.monotonic()
+            self.server_ping_times.append(now)
+            self.last_tx = now  # the protocol answers with a pong at once
+        super().process_event(event)
+
+    def mark_sent(self) -> None:
+        """Note that the probe just wrote something."""
+        self.last_tx = time.monotonic()
+
+
+@dataclass
+class ProbeConnection:
+    """One probe connection and the record being written about it."""
+
+    conn: InstrumentedConnection
+    record_id: str
+    role: ConnectionRole
+    established_at: float
+    opened_at: float
+    handshake: Handshake
+    planned_idle_s: float | None = None
+    interval_s: float | None = None
+    events: list[Event] = field(default_factory=list)
+    closed_locally: bool = False
+    silent_at: float | None = None
+
+    def now(self) -> float:
+        """Seconds since the handshake completed."""
+        return time.monotonic() - self.established_at
+
+    def log(self, kind: EventKind, size: int | None = None, rtt_ms: float | None = None) -> None:
+        """Record one event at the current time."""
+        self.events.append(Event(t=round(self.now(), 4), kind=kind, size=size, rtt_ms=rtt_ms))
+
+    @property
+    def is_open(self) -> bool:
+        """True until the transport is gone or the probe declared it silent."""
+        return self.conn.lost_at is None and self.silent_at is None
+
+    def idle_s(self, at: float | None = None) -> float:
+        """Seconds since the last byte in either direction."""
+        at = time.monotonic() if at is None else at
+        return at - max(self.conn.last_rx, self.conn.last_tx)
+
+    async def ping(self, timeout_s: float) -> float | None:
+        """Send a protocol ping; return the RTT in ms, or None (and mark silent) on timeout.
+
+        Raises ConnectionClosed when the connection is already gone.
+        """
+        sent_at = time.monotonic()
+        waiter = await self.conn.ping()
+        self.conn.mark_sent()
+        self.log("ping_sent")
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except asyncio.TimeoutError:
+            self.log("ping_timeout")
+            self.silent_at = sent_at
+            return None
+        rtt_ms = (time.monotonic() - sent_at) * 1000
+        self.log("pong_received", rtt_ms=round(rtt_ms, 3))
+        return rtt_ms
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one application message."""
+        await self.conn.send(message)
+        self.conn.mark_sent()
+        self.log("message_sent", size=len(message))
+
+    async def close(self) -> None:
+        """Close on purpose: a close frame when the connection is alive, an abort otherwise."""
+        if self.silent_at is not None:
+            self.conn.transport.abort()
+            return
+        if self.conn.lost_at is not None:
+            return
+        self.closed_locally = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.conn.close(), CLOSE_TIMEOUT_S)
+        if self.conn.lost_at is None:
+            self.conn.transport.abort()
+
+    def record(self, stage_end: float | None = None) -> ConnectionRecord:
+        """Freeze what is known about this connection into a ConnectionRecord."""
+        return ConnectionRecord(
+            id=self.record_id,
+            role=self.role,
+            opened_at=round(self.opened_at, 4),
+            handshake=self.handshake,
+            ending=self.ending(stage_end),
+            planned_idle_s=self.planned_idle_s,
+            interval_s=self.interval_s,
+            events=list(self.events),
+            server_pings=len(self.conn.server_ping_times),
+            server_ping_interval_s=_median_gap(self.conn.server_ping_times),
+        )
+
+    def ending(self, stage_end: float | None = None) -> Ending:
+        """How this connection ended (or ``open`` if it had not by ``stage_end``)."""
+        conn = self.conn
+        if self.silent_at is not None:
+            end = self.silent_at
+            return Ending(
+                kind="silent",
+                age_s=round(end - self.established_at, 4),
+                idle_s=round(end - max(conn.last_rx, _before(conn.last_tx, end)), 4),
+                detail="ping unanswered; nothing received",
+            )
+        end = conn.lost_at if conn.lost_at is not None else (stage_end or time.monotonic())
+        age = round(end - self.established_at, 4)
+        idle = round(end - max(conn.last_rx, conn.last_tx), 4)
+        proto = conn.protocol
+        if proto.close_rcvd is not None and (
+            proto.close_sent is None or proto.close_rcvd_then_sent
+        ):
+            return Ending(
+                kind="close_frame",
+                age_s=age,
+                idle_s=idle,
+                code=proto.close_rcvd.code,
+                reason=proto.close_rcvd.reason or None,
+                initiator="server",
+            )
+        if self.closed_locally:
+            return Ending(kind="local", age_s=age, idle_s=idle, initiator="client")
+        if conn.lost_at is None:
+            return Ending(kind="open", age_s=age, idle_s=idle)
+        if isinstance(conn.lost_exc, ConnectionResetError):
+            return Ending(kind="reset", age_s=age, idle_s=idle, detail="TCP RST")
+        if conn.eof_at is not None:
+            idle = round(conn.eof_at - max(conn.last_rx, _before(conn.last_tx, conn.eof_at)), 4)
+            age = round(conn.eof_at - self.established_at, 4)
+            return Ending(kind="eof", age_s=age, idle_s=idle, detail="TCP FIN, no close frame")
+        detail = type(conn.lost_exc).__name__ if conn.lost_exc else "transport closed"
+        return Ending(kind="reset", age_s=age, idle_s=idle, detail=detail)
+
+
+def _before(value: float, limit: float) -> float:
+    return value if value <= limit else float("-inf")
+
+
+def _median_gap(times: list[float]) -> float | None:
+    if len(times) < 2:
+        return None
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    return round(gaps[len(gaps) // 2], 3)
+
+
+class HandshakeError(Exception):
+    """The opening handshake failed; ``handshake`` says where and why."""
+
+    def __init__(self, handshake: Handshake) -> None:
+        assert handshake.failure is not None
+        super().__init__(handshake.failure.message)
+        self.handshake = handshake
+
+
+def _ssl_context(url: str, options: ConnectOptions) -> ssl.SSLContext | None:
+    if not url.startswith("wss://"):
+        return None
+    context = ssl.create_default_context(cafile=options.cacert)
+    if options.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _fail(timings: dict[str, float | None], reason: str, message: str, **extra: Any) -> None:
+    failure = HandshakeFailure(reason=reason, message=message, status=extra.pop("status", None))  # type: ignore[arg-type]
+    raise HandshakeError(Handshake(ok=False, failure=failure, **timings, **extra))
+
+
+async def _tcp_connect(
+    host: str, port: int, deadline: float, timings: dict[str, float | None]
+) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), deadline - started
+        )
+    except socket.gaierror as exc:
+        _fail(timings, "dns", f"cannot resolve {host!r}: {exc.strerror or exc}")
+    except asyncio.TimeoutError:
+        _fail(timings, "timeout", f"DNS lookup of {host!r} timed out")
+    timings["dns_s"] = round(time.monotonic() - started, 6)
+    started = time.monotonic()
+    last_error: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, address), deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            sock.close()
+            _fail(timings, "timeout", f"TCP connect to {host}:{port} timed out")
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        timings["tcp_s"] = round(time.monotonic() - started, 6)
+        return sock
+    if isinstance(last_error, ConnectionRefusedError):
+        _fail(timings, "refused", f"connection refused by {host}:{port}")
+    _fail(timings, "other", f"cannot connect to {host}:{port}: {last_error}")
+    raise AssertionError("unreachable")
+
+
+async def open_probe_connection(
+    path: PathSpec,
+    options: ConnectOptions,
+    record_id: str,
+    role: ConnectionRole,
+    run_started: float,
+) -> ProbeConnection:
+    """Open one instrumented connection over ``path``; raise HandshakeError on failure."""
+    parts = urlsplit(path.url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    timings: dict[str, float | None] = {"dns_s": None, "tcp_s": None, "tls_s": None}
+    begun = time.monotonic()
+    deadline = begun + options.open_timeout_s
+    if path.proxy:
+        try:
+            sock = await open_tunnel(path.proxy, host, port, deadline - begun)
+        except ForwardProxyError as exc:
+            _fail(timings, exc.reason, str(exc), status=exc.status)
+        timings["tcp_s"] = round(time.monotonic() - begun, 6)
+    else:
+        sock = await _tcp_connect(host, port, deadline, timings)
+    tcp_done = time.monotonic()
+    upgrade_began = tcp_done
+    try:
+        conn = await connect(
+            path.url,
+            sock=sock,
+            ssl=_ssl_context(path.url, options),
+            server_hostname=host if parts.scheme == "wss" else None,
+            create_connection=InstrumentedConnection,
+            additional_headers=list(options.headers),
+            subprotocols=list(options.subprotocols) or None,  # type: ignore[arg-type]
+            origin=options.origin,  # type: ignore[arg-type]
+            user_agent_header=USER_AGENT,
+            compression=None,
+            proxy=None,
+            open_timeout=max(0.1, deadline - time.monotonic()),
+            ping_interval=None,
+            ping_timeout=None,
+            close_timeout=CLOSE_TIMEOUT_S,
+            max_size=options.max_message_bytes,
+        )
+    except BaseException as exc:
+        sock.close()
+        if not isinstance(exc, Exception):
+            raise
+        _classify_upgrade_failure(exc, timings, host)
+        raise
+    established = time.monotonic()
+    made_at = conn.made_at or tcp_done
+    if parts.scheme == "wss":
+        timings["tls_s"] = round(made_at - tcp_done, 6)
+        upgrade_began = made_at
+    conn.established = True
+    conn.last_rx = established
+    conn.last_tx = established
+    response = conn.response
+    handshake = Handshake(
+        ok=True,
+        **timings,
+        upgrade_s=round(established - upgrade_began, 6),
+        status=response.status_code if response else 101,
+        headers=redact_headers(dict(response.headers.raw_items())) if response else {},
+        subprotocol=conn.subprotocol,
+    )
+    return ProbeConnection(
+        conn=conn,
+        record_id=record_id,
+        role=role,
+        established_at=established,
+        opened_at=established - run_started,
+        handshake=handshake,
+    )
+
+
+def _classify_upgrade_failure(exc: Exception, timings: dict[str, float | None], host: str) -> None:
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        headers = redact_headers(dict(response.headers.raw_items()))
+        _fail(
+            timings,
+            "http_status",
+            f"server answered the upgrade with HTTP {response.status_code}",
+            status=response.status_code,
+            headers=headers,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        _fail(timings, "tls", f"TLS certificate of {host} rejected: {exc.verify_message}")
+    if isinstance(exc, ssl.SSLError):
+        _fail(timings, "tls", f"TLS handshake with {host} failed: {exc.reason or exc}")
+    if isinstance(exc, asyncio.TimeoutError):
+        _fail(timings, "timeout", "no answer to the WebSocket upgrade in time")
+    if isinstance(exc, InvalidMessage):
+        cause = exc.__cause__
+        if isinstance(cause, (EOFError, ConnectionError)):
+            _fail(timings, "reset", "connection closed during the upgrade")
+        if isinstance(cause, ssl.SSLError):
+            _fail(timings, "tls", f"TLS handshake with {host} failed: {cause}")
+        _fail(timings, "upgrade_not_performed", f"not an HTTP response to the upgrade: {cause}")
+    if isinstance(exc, InvalidURI):
+        _fail(timings, "other", f"invalid URL: {exc}")
+    if isinstance(exc, InvalidHandshake):
+        _fail(timings, "upgrade_not_performed", f"upgrade not performed: {exc}")
+    if isinstance(exc, ConnectionError | ConnectionClosed):
+        _fail(timings, "reset", "connection closed during the upgrade")
+    if isinstance(exc, OSError):
+        _fail(timings, "other", f"connection failed: {exc}")

@@ -1,0 +1,300 @@
+"""The idle and heartbeat stages, run at once so a timeout T is found in about T seconds.
+
+Sentinels stay fully idle and time any close exactly. Rungs stay idle until their own idle
+time, then ping once: the first unanswered rung bounds a silent drop. Heartbeat connections
+ping at 1, 2, 4 ... s and a traffic connection sends application messages: if they outlive
+the drop, it was an idle timeout; if they die at the same age, it was a lifetime cap.
+The stage stops as soon as that evidence is in, not at ``max_idle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from websockets.exceptions import ConnectionClosed
+
+from wsdoctor.observations import ConnectionRecord, ConnectionRole, StageResult
+from wsdoctor.plan import PathSpec, Plan
+from wsdoctor.probes.basic import failed_record
+from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
+from wsdoctor.probes.looplag import LoopLagMonitor
+from wsdoctor.probes.status import PathStatus
+
+OPEN_CONCURRENCY = 8
+CONTROL_TICK_S = 0.05
+TRAFFIC_INTERVAL_S = 1.0
+SURVIVAL_MARGIN = 1.1
+SURVIVAL_EXTRA_S = 1.0
+ORPHAN_DRAIN_LIMIT = 10_000
+
+
+@dataclass
+class _Slot:
+    record_id: str
+    role: ConnectionRole
+    planned_idle_s: float | None = None
+    interval_s: float | None = None
+    probe: ProbeConnection | None = None
+    failed: ConnectionRecord | None = None
+    rung_answered: bool | None = None
+
+
+@dataclass
+class SharedHorizon:
+    """Drops timed on any path, so a path without one can stop once it has outlived them."""
+
+    drops: dict[str, float] = field(default_factory=dict)
+
+    def longest_elsewhere(self, path_name: str) -> float | None:
+        """The latest drop seen on the other paths."""
+        others = [t for name, t in self.drops.items() if name != path_name]
+        return max(others) if others else None
+
+
+@dataclass
+class _Run:
+    path: PathSpec
+    plan: Plan
+    run_started: float
+    ping_timeout_s: float
+    traffic_message: str
+    status: PathStatus
+    horizon: SharedHorizon
+    began: float
+    slots: list[_Slot] = field(default_factory=list)
+
+
+def _slots(plan: Plan) -> list[_Slot]:
+    slots = [_Slot(f"sentinel-{i + 1}", "sentinel") for i in range(plan.idle.sentinels)]
+    slots += [_Slot(f"rung-{r:g}s", "rung", planned_idle_s=r) for r in plan.idle.rungs()]
+    slots += [
+        _Slot(f"heartbeat-{h:g}s", "heartbeat", interval_s=h)
+        for h in plan.idle.heartbeat_intervals()
+    ]
+    slots.append(_Slot("traffic-1", "traffic", interval_s=TRAFFIC_INTERVAL_S))
+    return slots
+
+
+async def _drain(probe: ProbeConnection) -> None:
+    """Read whatever the server sends, so that a close is noticed at once."""
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(ORPHAN_DRAIN_LIMIT):
+            message = await probe.conn.recv()
+            probe.log("message_received", size=len(message))
+
+
+async def _until_closed(probe: ProbeConnection, delay_s: float) -> bool:
+    """Sleep ``delay_s``; return True early if the connection closes meanwhile."""
+    if delay_s <= 0:
+        return not probe.is_open
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(probe.conn.wait_closed()), delay_s)
+    return not probe.is_open
+
+
+async def _rung(run: _Run, slot: _Slot, probe: ProbeConnection) -> None:
+    assert slot.planned_idle_s is not None
+    if await _until_closed(probe, slot.planned_idle_s - probe.now()):
+        return
+    with contextlib.suppress(ConnectionClosed):
+        slot.rung_answered = await probe.ping(run.ping_timeout_s) is not None
+    if slot.rung_answered:
+        await probe.close()
+
+
+async def _heartbeat(run: _Run, slot: _Slot, probe: ProbeConnection) -> None:
+    assert slot.interval_s is not None
+    with contextlib.suppress(ConnectionClosed):
+        while probe.is_open:
+            if await _until_closed(probe, slot.interval_s - probe.idle_s()):
+                return
+            if await probe.ping(run.ping_timeout_s) is None:
+                return
+
+
+async def _traffic(run: _Run, slot: _Slot, probe: ProbeConnection) -> None:
+    assert slot.interval_s is not None
+    with contextlib.suppress(ConnectionClosed):
+        while probe.is_open:
+            await probe.send(run.traffic_message)
+            if await _until_closed(probe, slot.interval_s):
+                return
+
+
+async def _sentinel(run: _Run, slot: _Slot, probe: ProbeConnection) -> None:
+    await probe.conn.wait_closed()
+
+
+_BEHAVIOUR: dict[str, Callable[[_Run, _Slot, ProbeConnection], Awaitable[None]]] = {
+    "sentinel": _sentinel,
+    "rung": _rung,
+    "heartbeat": _heartbeat,
+    "traffic": _traffic,
+}
+
+
+async def _open_and_run(run: _Run, slot: _Slot, gate: asyncio.Semaphore) -> None:
+    async with gate:
+        opened_at = time.monotonic() - run.run_started
+        try:
+            slot.probe = await open_probe_connection(
+                run.path, run.plan.connect, slot.record_id, slot.role, run.run_started
+            )
+        except HandshakeError as error:
+            slot.failed = failed_record(slot.record_id, error, opened_at)
+            return
+    probe = slot.probe
+    probe.planned_idle_s = slot.planned_idle_s
+    probe.interval_s = slot.interval_s
+    run.status.open_connections += 1
+    drain = asyncio.create_task(_drain(probe))
+    try:
+        await _BEHAVIOUR[slot.role](run, slot, probe)
+    finally:
+        drain.cancel()
+        run.status.open_connections -= 1
+    if not probe.closed_locally and not probe.is_open:
+        run.status.drops += 1
+
+
+def _drop_time(run: _Run) -> float | None:
+    """An upper bound on the drop's idle time, once one has been seen on an idle connection."""
+    bounds: list[float] = []
+    for slot in run.slots:
+        probe = slot.probe
+        if probe is None or slot.role not in ("sentinel", "rung"):
+            continue
+        if slot.rung_answered is False and slot.planned_idle_s is not None:
+            bounds.append(slot.planned_idle_s)
+        elif probe.conn.lost_at is not None and not probe.closed_locally:
+            bounds.append(probe.conn.lost_at - probe.established_at)
+    return min(bounds) if bounds else None
+
+
+def _survival_age(drop_s: float) -> float:
+    return drop_s * SURVIVAL_MARGIN + SURVIVAL_EXTRA_S
+
+
+def _rungs_resolved(run: _Run, up_to_s: float) -> bool:
+    return all(
+        s.failed or s.rung_answered is not None or (s.probe and not s.probe.is_open)
+        for s in run.slots
+        if s.role == "rung" and (s.planned_idle_s or 0.0) <= up_to_s
+    )
+
+
+def _decided(run: _Run) -> bool:
+    """True once the evidence is in.
+
+    Either every rung has had its turn; or a drop is timed here and the heartbeat and traffic
+    connections have outlived it; or another path timed a drop and this one outlived it.
+    """
+    drop = _drop_time(run)
+    if drop is None:
+        if _rungs_resolved(run, float("inf")):
+            return True
+        elsewhere = run.horizon.longest_elsewhere(run.path.name)
+        if elsewhere is None:
+            return False
+        horizon = _survival_age(elsewhere)
+        waited = time.monotonic() - run.began
+        return waited >= horizon + run.ping_timeout_s and _rungs_resolved(run, horizon)
+    run.horizon.drops[run.path.name] = drop
+    if not _rungs_resolved(run, drop - 1e-3):
+        return False
+    survive_until = _survival_age(drop)
+    keepers = [s.probe for s in run.slots if s.role in ("heartbeat", "traffic") and s.probe]
+    return all(not p.is_open or p.now() >= survive_until for p in keepers)
+
+
+async def idle_stages(
+    path: PathSpec,
+    plan: Plan,
+    run_started: float,
+    ping_timeout_s: float,
+    traffic_message: str,
+    status: PathStatus,
+    horizon: SharedHorizon,
+    sink: list[StageResult],
+) -> None:
+    """Run sentinels, rungs, heartbeats and traffic at once until the evidence decides.
+
+    Appends the idle and heartbeat stage results to ``sink``, even when interrupted.
+    """
+    began = time.monotonic()
+    run = _Run(
+        path,
+        plan,
+        run_started,
+        ping_timeout_s,
+        traffic_message,
+        status,
+        horizon,
+        began,
+        _slots(plan),
+    )
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+    hard_stop = began + plan.idle.max_idle_s + ping_timeout_s + plan.connect.open_timeout_s
+    interrupted = False
+    async with LoopLagMonitor() as lag:
+        tasks = [asyncio.create_task(_open_and_run(run, slot, gate)) for slot in run.slots]
+        try:
+            while not all(t.done() for t in tasks) and time.monotonic() < hard_stop:
+                if _decided(run):
+                    break
+                await asyncio.sleep(CONTROL_TICK_S)
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        finally:
+            stage_end = time.monotonic()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            records = await _finish(run, stage_end)
+            sink.extend(_results(run, records, began, stage_end, lag, interrupted))
+
+
+async def _finish(run: _Run, stage_end: float) -> dict[str, ConnectionRecord]:
+    """Freeze every record at ``stage_end``, then close what is still open."""
+    records: dict[str, ConnectionRecord] = {}
+    for slot in run.slots:
+        if slot.failed is not None:
+            records[slot.record_id] = slot.failed
+        elif slot.probe is not None:
+            records[slot.record_id] = slot.probe.record(stage_end)
+    await asyncio.gather(
+        *(s.probe.close() for s in run.slots if s.probe is not None), return_exceptions=True
+    )
+    return records
+
+
+def _results(
+    run: _Run,
+    records: dict[str, ConnectionRecord],
+    began: float,
+    stage_end: float,
+    lag: LoopLagMonitor,
+    interrupted: bool,
+) -> tuple[StageResult, StageResult]:
+    common = {
+        "started_at": round(began - run.run_started, 4),
+        "duration_s": round(stage_end - began, 4),
+        "loop_lag": lag.result(),
+        "ping_timeout_s": run.ping_timeout_s,
+        "max_idle_s": run.plan.idle.max_idle_s,
+        "interrupted": interrupted,
+    }
+    idle_ids = [s.record_id for s in run.slots if s.role in ("sentinel", "rung")]
+    keep_ids = [s.record_id for s in run.slots if s.role in ("heartbeat", "traffic")]
+    idle = StageResult(
+        name="idle", connections=[records[i] for i in idle_ids if i in records], **common
+    )
+    heartbeat = StageResult(
+        name="heartbeat", connections=[records[i] for i in keep_ids if i in records], **common
+    )
+    return idle, heartbeat

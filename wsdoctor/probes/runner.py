@@ -1,0 +1,91 @@
+"""Run a plan's stages over every path at the same time and collect the observations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+from wsdoctor.observations import Observations, PathResult, StageResult
+from wsdoctor.plan import PathSpec, Plan
+from wsdoctor.probes.basic import echo_stage, handshake_stage
+from wsdoctor.probes.idle import SharedHorizon, idle_stages
+from wsdoctor.probes.status import PathStatus, RunStatus
+from wsdoctor.redact import redact_url
+
+MIN_PING_TIMEOUT_S = 1.0
+MAX_PING_TIMEOUT_S = 10.0
+
+
+def ping_timeout_for(echo: StageResult | None) -> float:
+    """How long a rung waits for a pong: well above the path's worst RTT seen so far."""
+    if echo is None:
+        return MIN_PING_TIMEOUT_S * 2
+    worst_ms = max((s.p99_ms for s in echo.rtt if s.kind == "protocol"), default=0.0)
+    return round(min(MAX_PING_TIMEOUT_S, max(MIN_PING_TIMEOUT_S, 0.5 + 4 * worst_ms / 1000)), 3)
+
+
+async def run_path(
+    path: PathSpec,
+    plan: Plan,
+    run_started: float,
+    status: PathStatus,
+    horizon: SharedHorizon,
+    result: PathResult,
+) -> None:
+    """Run every planned stage over one path, appending each stage to ``result`` as it ends."""
+    status.stage = "handshake"
+    handshake = await handshake_stage(path, plan, run_started)
+    result.stages.append(handshake)
+    if not handshake.connections[0].handshake.ok:
+        status.stage = "done"
+        return
+    echo = None
+    if "echo" in plan.stages:
+        status.stage = "echo"
+        echo = await echo_stage(path, plan, run_started)
+        result.stages.append(echo)
+    if "idle" in plan.stages:
+        status.stage = "idle"
+        await idle_stages(
+            path,
+            plan,
+            run_started,
+            ping_timeout_for(echo),
+            plan.heartbeat_message,
+            status,
+            horizon,
+            result.stages,
+        )
+    status.stage = "done"
+
+
+async def run_plan(plan: Plan, status: RunStatus, observations: Observations) -> None:
+    """Probe every path of ``plan`` concurrently, filling ``observations`` as facts arrive.
+
+    When cancelled (Ctrl-C), ``observations`` keeps what was learned and is marked interrupted.
+    """
+    observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run_started = status.started = time.monotonic()
+    observations.paths = [
+        PathResult(
+            name=p.name,
+            url=redact_url(p.url),
+            proxy=redact_url(p.proxy) if p.proxy else None,
+        )
+        for p in plan.paths
+    ]
+    horizon = SharedHorizon()
+    tasks = [
+        asyncio.create_task(run_path(p, plan, run_started, status.path(p.name), horizon, r))
+        for p, r in zip(plan.paths, observations.paths)
+    ]
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        observations.interrupted = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        observations.duration_s = round(time.monotonic() - run_started, 3)

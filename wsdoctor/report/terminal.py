@@ -1,0 +1,167 @@
+"""The human-readable report: the verdict first, then findings, stage tables and timelines."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from wsdoctor.diagnosis.model import Diagnosis, Finding, Verdict
+from wsdoctor.observations import Observations, PathResult, StageResult
+from wsdoctor.report.text import (
+    MISSING,
+    count_events,
+    describe_drops,
+    describe_ending,
+    describe_handshake,
+    describe_loop_lag,
+    describe_plan,
+    describe_rtt,
+    format_confidence,
+    format_seconds,
+    verdict_figures,
+)
+
+STATUS_STYLES = {"healthy": "bold green", "problem": "bold red", "inconclusive": "bold yellow"}
+SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "red"}
+
+
+def render_terminal(observations: Observations, diagnosis: Diagnosis, console: Console) -> None:
+    """Print the verdict, the findings, and per path its stage table and connection timeline."""
+    console.print(_verdict_panel(observations, diagnosis.verdict))
+    console.print(_findings(diagnosis.findings))
+    for path in observations.paths:
+        console.print()
+        console.print(Rule(_path_title(path), align="left"))
+        if path.fingerprints:
+            names = ", ".join(f"{f.name} ({f.header}: {f.value})" for f in path.fingerprints)
+            console.print(Text(f"Recognised: {names}"))
+        console.print(_stage_table(path))
+        console.print(_timeline_table(path))
+
+
+def _verdict_panel(observations: Observations, verdict: Verdict) -> Panel:
+    style = STATUS_STYLES[verdict.status]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("Status", Text(verdict.status.upper(), style=style))
+    facts.add_row("Culprit", Text(verdict.culprit))
+    facts.add_row("Hop", Text(verdict.hop or MISSING))
+    for label, value in verdict_figures(verdict):
+        facts.add_row(label, Text(value))
+    facts.add_row("Confidence", Text(format_confidence(verdict.confidence)))
+    parts: list[Table | Text] = [facts, Text(), Text(verdict.summary)]
+    if verdict.remedies:
+        parts.append(Text("\nRemedies:", style="bold"))
+        parts.extend(Text(f"  - {remedy}") for remedy in verdict.remedies)
+    run = f"started {observations.started_at}, took {format_seconds(observations.duration_s)}"
+    if observations.interrupted:
+        run += ", interrupted: partial results"
+    return Panel(
+        Group(*parts),
+        title=Text("Verdict", style="bold"),
+        title_align="left",
+        subtitle=Text(run),
+        subtitle_align="right",
+        border_style=style,
+    )
+
+
+def _findings(findings: list[Finding]) -> Text:
+    text = Text("\nFindings", style="bold")
+    if not findings:
+        text.append(": none")
+    for finding in findings:
+        text.append("\n")
+        text.append(f"{finding.severity.upper():<8}", style=SEVERITY_STYLES[finding.severity])
+        text.append(f"{finding.title} ", style="bold")
+        text.append(f"[{finding.code}]", style="dim")
+        for line in finding.evidence:
+            text.append(f"\n          - {line}")
+        if finding.remedy:
+            text.append(f"\n          Remedy: {finding.remedy}")
+    return text
+
+
+def _path_title(path: PathResult) -> Text:
+    title = f"Path {path.name}: {path.url}"
+    if path.proxy:
+        title += f" via {path.proxy}"
+    return Text(title, style="bold")
+
+
+def _stage_table(path: PathResult) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=Text(f"Stages on {path.name}"), title_justify="left")
+    table.add_column("Stage", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    table.add_column("Conns", justify="right")
+    table.add_column("Results", min_width=40)
+    table.add_column("Loop lag", no_wrap=True)
+    for stage in path.stages:
+        name = stage.name + (" (interrupted)" if stage.interrupted else "")
+        table.add_row(
+            Text(name),
+            Text(format_seconds(stage.duration_s)),
+            Text(str(len(stage.connections))),
+            Text("\n".join(_stage_results(stage))),
+            Text(describe_loop_lag(stage.loop_lag)),
+        )
+    return table
+
+
+def _stage_results(stage: StageResult) -> list[str]:
+    lines = []
+    if stage.name == "handshake":
+        lines.extend(describe_handshake(c.handshake) for c in stage.connections)
+    lines.extend(describe_rtt(rtt) for rtt in stage.rtt)
+    if stage.app_echo is not None:
+        lines.append(f"application echo: {'yes' if stage.app_echo else 'no'}")
+    if stage.name in ("idle", "heartbeat"):
+        lines.append(describe_drops(stage))
+    if stage.max_idle_s is not None:
+        lines.append(f"max idle {format_seconds(stage.max_idle_s)}")
+    if stage.ping_timeout_s is not None:
+        lines.append(f"ping timeout {format_seconds(stage.ping_timeout_s)}")
+    if stage.app_heartbeat_answered is not None:
+        answered = "yes" if stage.app_heartbeat_answered else "no"
+        lines.append(f"application heartbeat answered: {answered}")
+    lines.extend(f"note: {note}" for note in stage.notes)
+    return lines
+
+
+def _timeline_table(path: PathResult) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        title=Text(f"Connections on {path.name}"),
+        title_justify="left",
+    )
+    table.add_column("Connection", no_wrap=True)
+    table.add_column("Role, plan", no_wrap=True)
+    table.add_column("Opened", justify="right", no_wrap=True)
+    table.add_column("Ended", min_width=22)
+    table.add_column("Age / idle", justify="right", no_wrap=True)
+    table.add_column("Ping/pong", justify="right", no_wrap=True)
+    table.add_column("Srv pings", justify="right", no_wrap=True)
+    for stage in path.stages:
+        for conn in stage.connections:
+            pings = count_events(conn, "ping_sent")
+            pongs = count_events(conn, "pong_received")
+            plan = describe_plan(conn)
+            server_pings = str(conn.server_pings)
+            if conn.server_ping_interval_s is not None:
+                server_pings += f"\nevery {format_seconds(conn.server_ping_interval_s)}"
+            table.add_row(
+                Text(conn.id),
+                Text(conn.role if plan == MISSING else f"{conn.role}\n{plan}"),
+                Text(format_seconds(conn.opened_at)),
+                Text(describe_ending(conn.ending, conn.handshake.failure)),
+                Text(f"{conn.ending.age_s:.1f} / {format_seconds(conn.ending.idle_s)}"),
+                Text(f"{pings}/{pongs}"),
+                Text(server_pings),
+            )
+    return table

@@ -1,0 +1,130 @@
+"""Plain-text phrasing of observations and verdicts, shared by the human-readable reporters."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from wsdoctor.diagnosis.model import Verdict
+from wsdoctor.observations import (
+    ConnectionRecord,
+    Ending,
+    EventKind,
+    Handshake,
+    HandshakeFailure,
+    LoopLag,
+    RttStats,
+    StageResult,
+)
+
+MISSING = "-"
+"""What a figure that was not measured reads as."""
+
+_ENDING_LABELS = {
+    "close_frame": "close frame",
+    "eof": "FIN, no close frame",
+    "reset": "RST",
+    "silent": "silent, pings unanswered",
+    "local": "closed by probe",
+    "handshake_failed": "handshake failed",
+    "open": "still open",
+}
+_NOT_DROPS = ("local", "open")
+
+
+def format_seconds(value: float | None) -> str:
+    """Seconds with one decimal (``60.1 s``), or ``-`` when not measured."""
+    return MISSING if value is None else f"{value:.1f} s"
+
+
+def seconds_as_ms(seconds: float | None) -> str:
+    """A time in seconds shown as milliseconds with one decimal (``12.3 ms``), or ``-``."""
+    return MISSING if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def format_confidence(confidence: float) -> str:
+    """A 0..1 confidence as a whole percentage (``85 %``)."""
+    return f"{confidence * 100:.0f} %"
+
+
+def verdict_figures(verdict: Verdict) -> list[tuple[str, str]]:
+    """The verdict's measured figures as (label, value) pairs, leaving out unmeasured ones."""
+    figures = [
+        ("Idle timeout", verdict.idle_timeout_s, format_seconds),
+        ("Lifetime cap", verdict.lifetime_cap_s, format_seconds),
+        ("Connection limit", verdict.connection_limit, str),
+        ("Max message size", verdict.max_message_bytes, lambda n: f"{n} bytes"),
+    ]
+    return [(label, show(value)) for label, value, show in figures if value is not None]
+
+
+def describe_failure(failure: HandshakeFailure) -> str:
+    """Why a handshake failed: reason, HTTP status when there was one, and the message."""
+    text = failure.reason
+    if failure.status is not None:
+        text += f" {failure.status}"
+    if failure.message:
+        text += f" ({failure.message})"
+    return text
+
+
+def describe_ending(ending: Ending, failure: HandshakeFailure | None = None) -> str:
+    """How a connection ended: kind, close code and reason, and which side ended it."""
+    text = _ENDING_LABELS[ending.kind]
+    if failure is not None:
+        text += f": {describe_failure(failure)}"
+    if ending.code is not None:
+        text += f" {ending.code}"
+    if ending.reason:
+        text += f' "{ending.reason}"'
+    if ending.initiator is not None and ending.kind != "local":
+        text += f" by {ending.initiator}"
+    return text
+
+
+def describe_plan(connection: ConnectionRecord) -> str:
+    """What the connection was meant to do: stay idle for a while, or act at an interval."""
+    if connection.planned_idle_s is not None:
+        return f"idle {format_seconds(connection.planned_idle_s)}"
+    if connection.interval_s is not None:
+        return f"every {format_seconds(connection.interval_s)}"
+    return MISSING
+
+
+def describe_handshake(handshake: Handshake) -> str:
+    """The handshake's phase timings in milliseconds and its outcome."""
+    timings = (
+        f"dns {seconds_as_ms(handshake.dns_s)}, tcp {seconds_as_ms(handshake.tcp_s)}, "
+        f"tls {seconds_as_ms(handshake.tls_s)}, upgrade {seconds_as_ms(handshake.upgrade_s)}"
+    )
+    if handshake.failure is not None:
+        return f"{timings}; failed: {describe_failure(handshake.failure)}"
+    status = f"; status {handshake.status}" if handshake.status is not None else ""
+    return timings + status
+
+
+def describe_rtt(rtt: RttStats) -> str:
+    """RTT percentiles, maximum and jitter of one kind of round trip."""
+    return (
+        f"{rtt.kind} RTT p50 {rtt.p50_ms:.1f} / p95 {rtt.p95_ms:.1f} / p99 {rtt.p99_ms:.1f}"
+        f" / max {rtt.max_ms:.1f} / jitter {rtt.jitter_ms:.1f} ms"
+        f" ({rtt.samples} samples, {rtt.lost} lost)"
+    )
+
+
+def describe_drops(stage: StageResult) -> str:
+    """How many of the stage's connections dropped, and how (``2 of 3 dropped: eof 2``)."""
+    kinds = Counter(c.ending.kind for c in stage.connections if c.ending.kind not in _NOT_DROPS)
+    if not kinds:
+        return f"none of {len(stage.connections)} dropped"
+    how = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+    return f"{sum(kinds.values())} of {len(stage.connections)} dropped: {how}"
+
+
+def describe_loop_lag(lag: LoopLag | None) -> str:
+    """The probe's own event-loop lag: maximum and 99th percentile."""
+    return MISSING if lag is None else f"max {lag.max_ms:.1f} / p99 {lag.p99_ms:.1f} ms"
+
+
+def count_events(connection: ConnectionRecord, kind: EventKind) -> int:
+    """How many events of ``kind`` the connection recorded."""
+    return sum(1 for event in connection.events if event.kind == kind)
