@@ -43,27 +43,28 @@ class IdlePlan:
     """The concurrent idle ladder: rungs ping once at their idle time; heartbeats keep pinging."""
 
     max_idle_s: float = DEFAULT_MAX_IDLE_S
-    linear_step_s: float = 1.0
-    linear_until_s: float = 10.0
-    ratio: float = 1.1
+    linear_step_s: float = 0.5
+    linear_until_s: float = 5.0
+    ratio: float = 1.08
     sentinels: int = 2
 
     def rungs(self) -> list[float]:
         """Idle durations at which one connection each sends its first ping.
 
-        Spaced so that the midpoint of two neighbours is within max(0.5 s, 5 %) of any
-        timeout between them: 1 s steps up to ``linear_until_s``, then a ``ratio`` of 1.1.
+        Spaced so that the midpoint of two neighbours is well within max(0.5 s, 5 %) of any
+        timeout between them: 0.5 s steps up to ``linear_until_s``, then a ``ratio`` of 1.08
+        (half a gap is at most 0.25 s or 3.9 %).
         """
         rungs: list[float] = []
         value = self.linear_step_s
         while value < min(self.linear_until_s, self.max_idle_s):
-            rungs.append(round(value, 3))
+            rungs.append(round(value, 2))
             value += self.linear_step_s
         value = max(value, self.linear_step_s)
-        while value < self.max_idle_s:
-            rungs.append(round(value, 3))
+        while value * math.sqrt(self.ratio) < self.max_idle_s:
+            rungs.append(round(value, 2 if value < 10 else 1))
             value *= self.ratio
-        rungs.append(round(self.max_idle_s, 3))
+        rungs.append(round(self.max_idle_s, 2))
         return sorted(set(rungs))
 
     def heartbeat_intervals(self) -> list[float]:

@@ -199,3 +199,24 @@ def unexpected_drops(path: PathResult, drop: IdleDrop | None) -> list[Connection
                 continue
             odd.append(c)
     return odd
+
+
+def rtt_samples_ms(path: PathResult) -> list[float]:
+    """Every round trip measured on the path: pongs and answered messages, in every stage."""
+    return [
+        e.rtt_ms
+        for stage in path.stages
+        for c in stage.connections
+        for e in c.events
+        if e.rtt_ms is not None
+    ]
+
+
+def lost_pongs(path: PathResult) -> tuple[int, int]:
+    """Pings that went unanswered in the echo stage, and pings sent there."""
+    stage = path.stage("echo")
+    if stage is None:
+        return 0, 0
+    stats = [s for s in stage.rtt if s.kind == "protocol"]
+    lost = sum(s.lost for s in stats)
+    return lost, lost + sum(s.samples for s in stats)

@@ -22,7 +22,9 @@ from wsdoctor.observations import Fingerprint, HandshakeFailure, Observations, P
 
 LOOP_LAG_SUSPECT_FRACTION = 0.5
 INSTABILITY_LOSS_FRACTION = 0.05
-INSTABILITY_STALL_MS = 500.0
+INSTABILITY_STALL_EXTRA_MS = 250.0
+INSTABILITY_STALL_FACTOR = 5.0
+INSTABILITY_MIN_STALLS = 2
 
 
 @dataclass
@@ -511,24 +513,29 @@ def judge_server_pings(obs: Observations) -> list[Judgement]:
     return out
 
 
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 def judge_instability(obs: Observations) -> list[Judgement]:
     """Lost pongs, stalls and drops that neither idle time nor age explain."""
     out = []
     for path in obs.paths:
-        echo = path.stage("echo")
         evidence = []
-        if echo is not None:
-            for stats in echo.rtt:
-                if stats.kind != "protocol":
-                    continue
-                loss = stats.lost / max(1, stats.samples + stats.lost)
-                stall = stats.max_ms >= INSTABILITY_STALL_MS and stats.max_ms > 5 * stats.p50_ms
-                if loss >= INSTABILITY_LOSS_FRACTION or stall:
-                    evidence.append(
-                        f"{path.name}: RTT p50 {stats.p50_ms:.1f} ms, p99 {stats.p99_ms:.1f} ms,"
-                        f" max {stats.max_ms:.1f} ms, jitter {stats.jitter_ms:.1f} ms, "
-                        f"{stats.lost} of {stats.samples + stats.lost} pings lost"
-                    )
+        samples = sorted(facts.rtt_samples_ms(path))
+        if samples:
+            p50 = _percentile(samples, 0.5)
+            threshold = max(p50 + INSTABILITY_STALL_EXTRA_MS, INSTABILITY_STALL_FACTOR * p50)
+            stalls = [v for v in samples if v >= threshold]
+            if len(stalls) >= INSTABILITY_MIN_STALLS:
+                evidence.append(
+                    f"{path.name}: {len(stalls)} of {len(samples)} round trips stalled "
+                    f"(RTT p50 {p50:.1f} ms, p99 {_percentile(samples, 0.99):.1f} ms, "
+                    f"max {samples[-1]:.1f} ms)"
+                )
+        lost, sent = facts.lost_pongs(path)
+        if sent and lost / sent >= INSTABILITY_LOSS_FRACTION:
+            evidence.append(f"{path.name}: {lost} of {sent} pings got no pong")
         drop = facts.idle_drop(path)
         for record in facts.unexpected_drops(path, drop):
             evidence.append(
@@ -550,8 +557,8 @@ def judge_instability(obs: Observations) -> list[Judgement]:
                     hop="network",
                     confidence=0.6,
                     rank=40,
-                    summary=f"The {path.name} path is unstable: stalls or drops not tied to idle "
-                    f"time or age.",
+                    summary=f"The {path.name} path is unstable, not tied to idle time or age: "
+                    f"{evidence[0].split(': ', 1)[1]}.",
                     remedies=[
                         "Trace the path for loss (mtr, tcpdump) and fix the lossy link.",
                         "Reconnect with exponential backoff and jitter, and use heartbeats "

@@ -54,15 +54,12 @@ class InstrumentedConnection(ClientConnection):
         self.lost_at: float | None = None
         self.lost_exc: BaseException | None = None
         self.server_ping_times: list[float] = []
+        self.close_rcvd_at: float | None = None
         self.established = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.made_at = time.monotonic()
         super().connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.last_rx = time.monotonic()
-        super().data_received(data)
 
     def eof_received(self) -> None:
         self.eof_at = time.monotonic()
@@ -74,10 +71,15 @@ class InstrumentedConnection(ClientConnection):
         super().connection_lost(exc)
 
     def process_event(self, event: Any) -> None:
-        if self.established and isinstance(event, Frame) and event.opcode is Opcode.PING:
+        if self.established and isinstance(event, Frame):
             now = time.monotonic()
-            self.server_ping_times.append(now)
-            self.last_tx = now  # the protocol answers with a pong at once
+            if event.opcode is Opcode.CLOSE:
+                self.close_rcvd_at = now  # the closing handshake is not activity
+            else:
+                self.last_rx = now
+            if event.opcode is Opcode.PING:
+                self.server_ping_times.append(now)
+                self.last_tx = now  # the protocol answers with a pong at once
         super().process_event(event)
 
     def mark_sent(self) -> None:
@@ -190,10 +192,11 @@ class ProbeConnection:
         if proto.close_rcvd is not None and (
             proto.close_sent is None or proto.close_rcvd_then_sent
         ):
+            end = conn.close_rcvd_at or end
             return Ending(
                 kind="close_frame",
-                age_s=age,
-                idle_s=idle,
+                age_s=round(end - self.established_at, 4),
+                idle_s=round(end - max(conn.last_rx, _before(conn.last_tx, end)), 4),
                 code=proto.close_rcvd.code,
                 reason=proto.close_rcvd.reason or None,
                 initiator="server",

@@ -1,0 +1,149 @@
+"""`wsdoctor serve`: a reference WebSocket endpoint with configurable timeouts.
+
+It echoes messages, answers JSON application pings, and can end connections after an idle time or
+a maximum age the way real servers do: with a close frame, a bare TCP FIN, or a TCP RST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import Event
+
+CloseKind = Literal["frame", "fin", "rst"]
+
+
+@dataclass
+class ServeOptions:
+    """How the reference endpoint listens, pings and times connections out."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    ping_interval_s: float | None = None
+    idle_timeout_s: float | None = None
+    idle_ignores_pings: bool = False
+    idle_close: CloseKind = "frame"
+    max_age_s: float | None = None
+    max_age_close: CloseKind = "frame"
+    max_message_bytes: int = 1 << 20
+
+
+class _TrackedConnection(ServerConnection):
+    """Server connection that timestamps received frames, for idle timers."""
+
+    last_frame_at = 0.0
+    last_data_at = 0.0
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame):
+            self.last_frame_at = self.loop.time()
+            if event.opcode in DATA_OPCODES:
+                self.last_data_at = self.last_frame_at
+
+
+def _reply(message: str | bytes) -> str | bytes:
+    """The echo of a message, or a pong for a JSON application ping."""
+    if isinstance(message, str):
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return message
+        if isinstance(data, dict) and data.get("type") == "ping":
+            return json.dumps({"type": "pong", "server_time": time.time(), "echo": data.get("id")})
+    return message
+
+
+async def _echo(ws: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for message in ws:
+            await ws.send(_reply(message))
+
+
+async def _due(ws: _TrackedConnection, options: ServeOptions) -> tuple[CloseKind, str]:
+    """Sleep until the idle or age deadline passes; return how and why to close."""
+    opened_at = ws.last_frame_at = ws.last_data_at = ws.loop.time()
+    while True:  # each round sleeps until a deadline that lies in the future
+        now = ws.loop.time()
+        deadlines = []
+        if options.max_age_s is not None:
+            if now >= opened_at + options.max_age_s:
+                return options.max_age_close, "max age"
+            deadlines.append(opened_at + options.max_age_s)
+        if options.idle_timeout_s is not None:
+            last = ws.last_data_at if options.idle_ignores_pings else ws.last_frame_at
+            if now >= last + options.idle_timeout_s:
+                return options.idle_close, "idle timeout"
+            deadlines.append(last + options.idle_timeout_s)
+        await asyncio.sleep(min(deadlines) - now)
+
+
+async def _close(ws: ServerConnection, kind: CloseKind, reason: str) -> None:
+    """End a connection with a close frame (1000), a bare FIN, or an RST."""
+    if kind == "frame":
+        await ws.close(1000, reason)
+        return
+    if kind == "rst":
+        sock = ws.transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ws.transport.abort()
+    else:
+        ws.transport.close()
+    await ws.wait_closed()
+
+
+async def _handle(ws: _TrackedConnection, options: ServeOptions) -> None:
+    if options.idle_timeout_s is None and options.max_age_s is None:
+        await _echo(ws)
+        return
+    echo = asyncio.create_task(_echo(ws))
+    due = asyncio.create_task(_due(ws, options))
+    try:
+        done, _ = await asyncio.wait({echo, due}, return_when=asyncio.FIRST_COMPLETED)
+        if due in done:
+            echo.cancel()
+            await _close(ws, *due.result())
+    finally:
+        echo.cancel()
+        due.cancel()
+        await asyncio.gather(echo, due, return_exceptions=True)
+
+
+@asynccontextmanager
+async def running_server(options: ServeOptions) -> AsyncIterator[int]:
+    """Serve while the context is open; yield the bound port (options.port may be 0)."""
+
+    async def handler(ws: ServerConnection) -> None:
+        assert isinstance(ws, _TrackedConnection)
+        await _handle(ws, options)
+
+    async with serve(
+        handler,
+        options.host,
+        options.port,
+        ping_interval=options.ping_interval_s,
+        max_size=options.max_message_bytes,
+        create_connection=_TrackedConnection,
+    ) as server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def run_server(options: ServeOptions, ready: Callable[[int], object] | None = None) -> None:
+    """Serve until cancelled; call ready(port) once listening."""
+    async with running_server(options) as port:
+        if ready is not None:
+            ready(port)
+        await asyncio.get_running_loop().create_future()
