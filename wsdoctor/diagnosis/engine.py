@@ -31,7 +31,7 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
     summary = best.summary
     if best.culprit == "none" and interrupted:
         status, summary = "inconclusive", f"Interrupted before the end. {summary}"
-    if doubt and best.rank < 100:
+    if doubt and best.relies_on_pongs:
         status = "inconclusive"
         confidence = round(confidence * DOUBT_PENALTY, 2)
         summary = f"Unsure, the probe itself stalled. {summary}"

@@ -198,6 +198,28 @@ INTERMEDIARIES: tuple[Intermediary, ...] = (
         "Z2",
     ),
     Intermediary(
+        "azure_frontdoor",
+        "Azure Front Door",
+        "cdn",
+        300.0,
+        "none (fixed 5 min idle, 4 h lifetime)",
+        "send a heartbeat every 2 minutes or less",
+        "unconfirmed",
+        "Z3",
+        lifetime_cap_s=14400.0,
+    ),
+    Intermediary(
+        "traefik",
+        "Traefik",
+        "proxy",
+        None,
+        "entryPoints.*.transport.respondingTimeouts (no idle timeout after upgrade)",
+        "entryPoints:\n  websecure:\n    transport:\n      respondingTimeouts:\n"
+        "        idleTimeout: 3600s",
+        "FIN",
+        "T1 G1",
+    ),
+    Intermediary(
         "fly",
         "Fly.io proxy",
         "paas",

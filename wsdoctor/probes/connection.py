@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 import time
@@ -382,6 +383,15 @@ def _classify_upgrade_failure(exc: Exception, timings: dict[str, float | None], 
         _fail(timings, "timeout", "no answer to the WebSocket upgrade in time")
     if isinstance(exc, InvalidMessage):
         cause = exc.__cause__
+        old_http = re.search(r"HTTP/1\.0 (\d{3})", str(cause))
+        if old_http:
+            status = int(old_http.group(1))
+            _fail(
+                timings,
+                "http_status",
+                f"server answered the upgrade with HTTP/1.0 {status}",
+                status=status,
+            )
         if isinstance(cause, (EOFError, ConnectionError)):
             _fail(timings, "reset", "connection closed during the upgrade")
         if isinstance(cause, ssl.SSLError):

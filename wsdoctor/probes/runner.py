@@ -6,9 +6,11 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
+from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import Observations, PathResult, StageResult
 from wsdoctor.plan import PathSpec, Plan
 from wsdoctor.probes.basic import echo_stage, handshake_stage
+from wsdoctor.probes.http_probe import plain_http_fingerprints
 from wsdoctor.probes.idle import SharedHorizon, idle_stages
 from wsdoctor.probes.status import PathStatus, RunStatus
 from wsdoctor.redact import redact_url
@@ -35,8 +37,14 @@ async def run_path(
 ) -> None:
     """Run every planned stage over one path, appending each stage to ``result`` as it ends."""
     status.stage = "handshake"
-    handshake = await handshake_stage(path, plan, run_started)
+    handshake, from_http = await asyncio.gather(
+        handshake_stage(path, plan, run_started),
+        plain_http_fingerprints(path, plan.connect),
+    )
     result.stages.append(handshake)
+    from_upgrade = recognise(handshake.connections[0].handshake.headers, "upgrade")
+    named = {f.name for f in from_upgrade}
+    result.fingerprints = from_upgrade + [f for f in from_http if f.name not in named]
     if not handshake.connections[0].handshake.ok:
         status.stage = "done"
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -67,4 +68,9 @@ def validate_report(report: dict[str, Any]) -> None:
         raise RuntimeError(
             "validating a report needs the 'jsonschema' package: pip install 'wsdoctor[test]'"
         ) from None
-    jsonschema.validate(report, load_schema(), cls=jsonschema.Draft202012Validator)
+    _validator(jsonschema.Draft202012Validator).validate(report)
+
+
+@functools.cache
+def _validator(cls: type) -> Any:
+    return cls(load_schema())

@@ -1,0 +1,41 @@
+"""What every rule shares: the Judgement it returns and the Rule that declares it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wsdoctor.diagnosis.model import Culprit, Finding, Hop
+from wsdoctor.observations import Observations
+
+
+@dataclass
+class Judgement:
+    """A finding, plus what it would make the verdict if it were the strongest one."""
+
+    finding: Finding
+    culprit: Culprit | None = None
+    hop: Hop | None = None
+    confidence: float = 0.0
+    summary: str = ""
+    remedies: list[str] = field(default_factory=list)
+    idle_timeout_s: float | None = None
+    lifetime_cap_s: float | None = None
+    rank: int = 0
+    casts_doubt: bool = False
+    relies_on_pongs: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One audit: an id, a title, the stages it reads, and its pure judging function."""
+
+    code: str
+    title: str
+    needs: tuple[str, ...]
+    judge: Callable[[Observations], list[Judgement]]
+
+
+def seconds(value: float) -> str:
+    """A duration for people: one decimal below 100 s."""
+    return f"{value:.1f} s" if value < 100 else f"{value:.0f} s"

@@ -1,0 +1,138 @@
+"""Handshake rules: unreachable, TLS, rejected, upgrade blocked, 429 and 503 answers."""
+
+from __future__ import annotations
+
+from wsdoctor.diagnosis import facts
+from wsdoctor.diagnosis.model import Finding
+from wsdoctor.diagnosis.rules.base import Judgement
+from wsdoctor.observations import HandshakeFailure, Observations, PathResult
+
+_UPGRADE_BLOCKED_STATUSES = {200, 400, 426, 505}
+WORKING_PATH_ELSEWHERE_RANK = 60  # below idle findings: a working path may say more
+
+
+def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgement:
+    where = f"on the {path.name} path ({path.url})"
+    status = failure.status
+    if failure.reason == "tls":
+        return Judgement(
+            Finding(
+                "tls_error",
+                "error",
+                "TLS handshake failed",
+                [f"{failure.message} {where}"],
+                "Fix the certificate chain or host name; use --cacert for a private CA.",
+            ),
+            culprit="tls_error",
+            confidence=0.95,
+            rank=100,
+            summary=f"The TLS handshake failed {where}: {failure.message}.",
+            remedies=[
+                "Serve a certificate valid for this host name and not expired, with its "
+                "full chain; for a private CA pass --cacert (or --insecure to look past it)."
+            ],
+        )
+    if failure.reason == "http_status" and status == 429:
+        return Judgement(
+            Finding(
+                "rate_limit",
+                "error",
+                "Handshake answered 429 Too Many Requests",
+                [f"HTTP 429 {where}"],
+                "Back off before reconnecting.",
+            ),
+            culprit="rate_limit",
+            confidence=0.85,
+            rank=100,
+            summary=f"The server rate-limited the WebSocket handshake with HTTP 429 {where}.",
+            remedies=[
+                "Reconnect with exponential backoff and jitter; raise the server's or "
+                "gateway's connection rate limit if this load is expected."
+            ],
+        )
+    if failure.reason == "http_status" and status == 503:
+        return Judgement(
+            Finding(
+                "server_limits",
+                "error",
+                "Handshake answered 503 Service Unavailable",
+                [f"HTTP 503 {where}"],
+            ),
+            culprit="server_limits",
+            confidence=0.6,
+            rank=100,
+            summary=f"The server or a proxy answered the handshake with HTTP 503 {where}.",
+            remedies=[
+                "Check the server's connection limits (ulimit -n, worker connections) "
+                "and that the backend behind the proxy is up."
+            ],
+        )
+    if failure.reason == "upgrade_not_performed" or (
+        failure.reason == "http_status" and status in _UPGRADE_BLOCKED_STATUSES
+    ):
+        hint = {
+            505: "nginx answers 505 when proxy_http_version 1.1 is missing",
+            426: "426 means the Upgrade request did not reach the backend as an upgrade",
+        }.get(status or 0, "the reply did not switch protocols")
+        return Judgement(
+            Finding(
+                "upgrade_blocked",
+                "error",
+                "The WebSocket upgrade was not performed",
+                [f"{failure.message} {where}", hint],
+            ),
+            culprit="upgrade_blocked",
+            hop="proxy" if path.name != "direct" else None,
+            confidence=0.85,
+            rank=100,
+            summary="An HTTP hop answered the WebSocket upgrade "
+            + (f"with HTTP {status} " if status else "")
+            + f"without switching protocols {where} ({hint}).",
+            remedies=[
+                "Pass the upgrade through every proxy. nginx: proxy_http_version 1.1; "
+                'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";',
+                "HAProxy and most load balancers pass upgrades by default: check that the "
+                "route points at the WebSocket backend and that no WAF or CDN rule strips "
+                "Upgrade/Connection.",
+            ],
+        )
+    if failure.reason == "http_status":
+        return Judgement(
+            Finding(
+                "handshake_rejected",
+                "error",
+                f"Handshake rejected with HTTP {status}",
+                [f"{failure.message} {where}"],
+            ),
+            culprit="handshake_rejected",
+            confidence=0.9,
+            rank=100,
+            summary=f"The server rejected the WebSocket handshake with HTTP {status} {where}.",
+            remedies=[
+                "Check the URL path, credentials (-H 'Authorization: ...'), Origin "
+                "(--origin) and subprotocol (--subprotocol) the server expects."
+            ],
+        )
+    return Judgement(
+        Finding("unreachable", "error", "Endpoint unreachable", [f"{failure.message} {where}"]),
+        culprit="unreachable",
+        confidence=0.95,
+        rank=100,
+        summary=f"The endpoint could not be reached {where}: {failure.message}.",
+        remedies=[
+            "Check the host name, port and firewall rules, and that the server is listening."
+        ],
+    )
+
+
+def judge_handshake(obs: Observations) -> list[Judgement]:
+    """Failed first handshakes: unreachable, TLS, rejected, upgrade blocked, 429, 503."""
+    out = []
+    for path in obs.paths:
+        failure = facts.handshake_failure(path)
+        if failure is not None:
+            out.append(_handshake_judgement(path, failure))
+    if out and len(out) < len(obs.paths):
+        for judgement in out:
+            judgement.rank = WORKING_PATH_ELSEWHERE_RANK
+    return out

@@ -1,0 +1,162 @@
+"""Health rules: healthy paths, server heartbeats, instability, and the probe's own lag."""
+
+from __future__ import annotations
+
+from wsdoctor.diagnosis import facts
+from wsdoctor.diagnosis.model import Finding
+from wsdoctor.diagnosis.rules.base import Judgement
+from wsdoctor.diagnosis.rules.base import seconds as _seconds
+from wsdoctor.observations import Observations
+
+LOOP_LAG_SUSPECT_FRACTION = 0.5
+INSTABILITY_LOSS_FRACTION = 0.05
+INSTABILITY_STALL_EXTRA_MS = 250.0
+INSTABILITY_STALL_FACTOR = 5.0
+INSTABILITY_MIN_STALLS = 2
+
+
+def judge_healthy(obs: Observations) -> list[Judgement]:
+    """Every path survived every planned idle period: name what was proven."""
+    out = []
+    for path in obs.paths:
+        idle = path.stage("idle")
+        if idle is None or facts.idle_drop(path) is not None:
+            continue
+        survived = facts.idle_survived_s(path)
+        if survived is None:
+            continue
+        complete = idle.max_idle_s is not None and survived >= idle.max_idle_s
+        evidence = [f"{path.name}: idle connections survived up to {_seconds(survived)}"]
+        server_ping = facts.server_ping_interval(path)
+        if server_ping is not None and server_ping < survived:
+            evidence.append(
+                f"{path.name}: the server pinged every {_seconds(server_ping)}, so no connection "
+                f"was idle longer than that; longer idle timeouts on the path stay hidden"
+            )
+        out.append(
+            Judgement(
+                Finding("idle_ok", "info", "Idle connections survive", evidence),
+                culprit="none" if complete else None,
+                confidence=0.8,
+                rank=10,
+                summary=f"No drop: idle connections survived {_seconds(survived)} on "
+                f"{', '.join(p.name for p in obs.paths)}"
+                + (" (the server's own pings kept them busy)." if len(evidence) > 1 else "."),
+                remedies=[
+                    "Nothing to fix up to this idle time; probe longer with --max-idle if "
+                    "your connections stay quiet for longer."
+                ],
+            )
+        )
+    if len(out) < len(obs.paths):
+        for j in out:
+            j.culprit = None
+    return out
+
+
+def judge_server_pings(obs: Observations) -> list[Judgement]:
+    """A server heartbeat hides idle timeouts longer than its interval: report it."""
+    out = []
+    for path in obs.paths:
+        interval = facts.server_ping_interval(path)
+        if interval is None:
+            continue
+        out.append(
+            Judgement(
+                Finding(
+                    "server_heartbeat",
+                    "info",
+                    "The server pings on its own",
+                    [
+                        f"{path.name}: the server sent protocol pings every {_seconds(interval)}",
+                        f"idle timeouts longer than {_seconds(interval)} cannot show on this path",
+                    ],
+                    "Browsers answer server pings automatically: keep this heartbeat below every "
+                    "idle timeout on the path.",
+                )
+            )
+        )
+    return out
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def judge_instability(obs: Observations) -> list[Judgement]:
+    """Lost pongs, stalls and drops that neither idle time nor age explain."""
+    out = []
+    for path in obs.paths:
+        evidence = []
+        samples = sorted(facts.rtt_samples_ms(path))
+        if samples:
+            p50 = _percentile(samples, 0.5)
+            threshold = max(p50 + INSTABILITY_STALL_EXTRA_MS, INSTABILITY_STALL_FACTOR * p50)
+            stalls = [v for v in samples if v >= threshold]
+            if len(stalls) >= INSTABILITY_MIN_STALLS:
+                evidence.append(
+                    f"{path.name}: {len(stalls)} of {len(samples)} round trips stalled "
+                    f"(RTT p50 {p50:.1f} ms, p99 {_percentile(samples, 0.99):.1f} ms, "
+                    f"max {samples[-1]:.1f} ms)"
+                )
+        lost, sent = facts.lost_pongs(path)
+        if sent and lost / sent >= INSTABILITY_LOSS_FRACTION:
+            evidence.append(f"{path.name}: {lost} of {sent} pings got no pong")
+        drop = facts.idle_drop(path)
+        for record in facts.unexpected_drops(path, drop):
+            evidence.append(
+                f"{path.name}: {record.id} ended by {record.ending.kind} at age "
+                f"{_seconds(record.ending.age_s)}, idle "
+                f"{_seconds(record.ending.idle_s)}: not tied to idle time or age"
+            )
+        if evidence:
+            out.append(
+                Judgement(
+                    Finding(
+                        "network_instability",
+                        "warning",
+                        "The path is unstable",
+                        evidence,
+                        "Find the lossy hop (mtr, packet captures); reconnect with backoff.",
+                    ),
+                    culprit="network_instability",
+                    relies_on_pongs=True,
+                    hop="network",
+                    confidence=0.6,
+                    rank=40,
+                    summary=f"The {path.name} path is unstable, not tied to idle time or age: "
+                    f"{evidence[0].split(': ', 1)[1]}.",
+                    remedies=[
+                        "Trace the path for loss (mtr, tcpdump) and fix the lossy link.",
+                        "Reconnect with exponential backoff and jitter, and use heartbeats "
+                        "to detect dead connections quickly.",
+                    ],
+                )
+            )
+    return out
+
+
+def judge_probe_lag(obs: Observations) -> list[Judgement]:
+    """The probe's own event loop stalled long enough to miss pongs: distrust silence."""
+    out = []
+    for path in obs.paths:
+        lag_ms = facts.max_loop_lag_ms(path)
+        idle = path.stage("idle")
+        budget_s = idle.ping_timeout_s if idle and idle.ping_timeout_s else 1.0
+        if lag_ms / 1000 >= LOOP_LAG_SUSPECT_FRACTION * budget_s:
+            out.append(
+                Judgement(
+                    Finding(
+                        "probe_stalled",
+                        "warning",
+                        "wsdoctor's own event loop stalled",
+                        [
+                            f"{path.name}: event-loop lag up to {lag_ms:.0f} ms against a "
+                            f"ping timeout of {budget_s:g} s"
+                        ],
+                        "Run wsdoctor on a less loaded machine and probe again.",
+                    ),
+                    casts_doubt=True,
+                )
+            )
+    return out

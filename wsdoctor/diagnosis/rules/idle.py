@@ -1,0 +1,324 @@
+"""Idle rules: which hop ends idle connections, after how long, how; lifetime caps."""
+
+from __future__ import annotations
+
+from wsdoctor.diagnosis import facts
+from wsdoctor.diagnosis.facts import IdleDrop, KeeperFate
+from wsdoctor.diagnosis.knowledge import (
+    BY_KEY,
+    GENERIC_PROXY_SETTINGS,
+    Intermediary,
+    heartbeat_interval_for,
+    known_defaults_near,
+)
+from wsdoctor.diagnosis.model import Culprit, Finding, Hop
+from wsdoctor.diagnosis.rules.base import Judgement
+from wsdoctor.diagnosis.rules.base import seconds as _seconds
+from wsdoctor.observations import Fingerprint, Observations, PathResult
+
+
+def _fingerprint_of(path: PathResult) -> Fingerprint | None:
+    ranked = sorted(path.fingerprints, key=lambda f: f.kind != "cdn")
+    return next((f for f in ranked if f.kind != "server"), None)
+
+
+def _drops_alike(a: IdleDrop, b: IdleDrop) -> bool:
+    slack = facts.tolerance(max(a.high_s, b.high_s)) + a.uncertainty_s + b.uncertainty_s
+    return abs(a.idle_s - b.idle_s) <= slack
+
+
+def _heartbeat_remedy(drop: IdleDrop, fates: list[KeeperFate]) -> str:
+    interval = heartbeat_interval_for(drop.low_s if drop.how == "silent" else drop.idle_s)
+    proven = [f for f in fates if f.outlived and f.role == "heartbeat"]
+    app_only = not proven and any(f.outlived and f.role == "traffic" for f in fates)
+    kind = "an application heartbeat message" if app_only else "a WebSocket ping"
+    if proven:
+        best = max(proven, key=lambda f: f.interval_s)
+        confirmed = f" (pings every {best.interval_s:g} s were seen to keep this path alive)"
+    elif app_only:
+        confirmed = " (protocol pings did not keep it alive; application messages did)"
+    else:
+        confirmed = ""
+    return f"Or, with no change to the path, send {kind} every {interval:g} s{confirmed}."
+
+
+def _evidence(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> list[str]:
+    how = {
+        "eof": "TCP FIN without a WebSocket close frame",
+        "reset": "TCP RST without a WebSocket close frame",
+        "close_frame": f"close frame from the server (code {', '.join(map(str, drop.codes))})",
+        "silent": "pings unanswered, no close, FIN or RST: a black hole",
+    }[drop.how]
+    lines = [
+        f"{path.name}: {drop.samples} idle connection(s) ended after "
+        f"{_seconds(drop.idle_s)} idle by {how}"
+    ]
+    if drop.how == "silent":
+        lines.append(
+            f"{path.name}: idle {_seconds(drop.low_s)} answered, idle "
+            f"{_seconds(drop.high_s)} did not"
+        )
+        if drop.reset_on_send:
+            lines.append(
+                f"{path.name}: the first data sent after the silent period was "
+                "answered by a TCP RST (the signature of an AWS NLB or NAT gateway)"
+            )
+    elif drop.high_s - drop.low_s >= 0.05:
+        lines.append(
+            f"{path.name}: closes spread from {_seconds(drop.low_s)} to {_seconds(drop.high_s)}"
+        )
+    if drop.survived_rungs:
+        lines.append(
+            f"{path.name}: idle periods up to {_seconds(drop.survived_rungs[-1])} survived"
+        )
+    for fate in fates:
+        fate_text = (
+            "outlived it" if fate.outlived else f"ended at age {_seconds(fate.age_s)} ({fate.how})"
+        )
+        beat = "pings" if fate.role == "heartbeat" else "messages"
+        lines.append(f"{path.name}: {fate.id} ({beat} every {fate.interval_s:g} s) {fate_text}")
+    return lines
+
+
+def _lifetime(path: PathResult, drop: IdleDrop, fates: list[KeeperFate]) -> Judgement:
+    cap = drop.idle_s
+    return Judgement(
+        Finding(
+            "lifetime_cap",
+            "error",
+            "Connections are closed at a fixed age",
+            _evidence(drop, fates, path),
+            "Raise the cap, or reconnect before it with backoff and resume state.",
+        ),
+        culprit="lifetime_cap",
+        hop="server" if drop.how == "close_frame" else None,
+        confidence=0.85 if len(fates) >= 2 else 0.65,
+        rank=80,
+        lifetime_cap_s=cap,
+        summary=f"Connections on the {path.name} path are closed at about {_seconds(cap)} of "
+        f"age even while pings and messages flow: a lifetime cap, not an idle timeout.",
+        remedies=[
+            "Heartbeats will not help. Raise the maximum connection duration where it is set "
+            "(server max age, GCP backend service timeoutSec, Cloud Run --timeout, Caddy "
+            "stream_timeout, API Gateway's fixed 2 h).",
+            f"Have clients reconnect before {_seconds(cap)} with exponential backoff and jitter, "
+            "and resume their state.",
+        ],
+    )
+
+
+def _known_match(path: PathResult, drop: IdleDrop) -> tuple[str, Intermediary | None]:
+    """How the measured timeout compares with what is known of the recognised intermediary."""
+    measured = drop.idle_s
+    slack = facts.tolerance(measured) + drop.uncertainty_s
+    fingerprint = _fingerprint_of(path)
+    recognised = BY_KEY.get(fingerprint.name) if fingerprint else None
+    if recognised is not None and recognised.idle_timeout_s is not None:
+        default = recognised.idle_timeout_s
+        if abs(default - measured) <= slack:
+            return (
+                f"matches {recognised.name} {recognised.setting} default {default:g} s",
+                recognised,
+            )
+        return (
+            f"{recognised.name} is on the path but its default is {default:g} s: "
+            f"{recognised.setting} was set to about {_seconds(measured)}",
+            recognised,
+        )
+    if recognised is not None:
+        return f"{recognised.name} is on the path", recognised
+    known = known_defaults_near(measured, slack)
+    if not known:
+        return "", None
+    names = ", ".join(f"{k.name} {k.setting} default {k.idle_timeout_s:g} s" for k in known)
+    return f"matches {names}", known[0]
+
+
+def _where_and_fix(culprit: Culprit, intermediary: Intermediary | None) -> tuple[str, str]:
+    if culprit == "nat_firewall_idle_drop":
+        return (
+            "a NAT, firewall or L4 load balancer on the path forgets idle connections",
+            "Raise the idle timeout of the NAT, firewall or L4 load balancer on the path "
+            "(conntrack established timeout, AWS NLB tcp.idle_timeout.seconds, Azure LB "
+            "IdleTimeoutInMinutes), or enable TCP keepalive below it.",
+        )
+    if culprit == "server_idle_timeout":
+        return (
+            "the server closes idle connections",
+            "Raise the server's idle timeout for WebSocket connections.",
+        )
+    where = {
+        "cdn_idle_release": "the CDN edge releases idle connections",
+    }.get(culprit, "an intermediary closes idle connections")
+    if intermediary is None:
+        return where, f"Raise the proxy's idle timeout ({GENERIC_PROXY_SETTINGS})."
+    return where, (
+        f"Raise {intermediary.name}'s idle timeout ({intermediary.setting}): {intermediary.snippet}"
+    )
+
+
+_IDLE_TITLES = {
+    "nat_firewall_idle_drop": "Idle connections are silently dropped",
+    "server_idle_timeout": "The server closes idle connections",
+    "cdn_idle_release": "The CDN releases idle connections",
+}
+
+
+def _idle_verdict(
+    culprit: Culprit,
+    hop: Hop | None,
+    path: PathResult,
+    drop: IdleDrop,
+    fates: list[KeeperFate],
+    confidence: float,
+    context: list[str],
+) -> Judgement:
+    match, intermediary = _known_match(path, drop)
+    if culprit in ("server_idle_timeout", "nat_firewall_idle_drop"):
+        match, intermediary = "", None
+    evidence = [*_evidence(drop, fates, path), *context]
+    fingerprint = _fingerprint_of(path)
+    if fingerprint is not None:
+        evidence.append(
+            f"{path.name}: {fingerprint.name} recognised from {fingerprint.header}: "
+            f"{fingerprint.value} ({fingerprint.source} response)"
+        )
+    if match:
+        evidence.append(f"{_seconds(drop.idle_s)}: {match}")
+    where, fix = _where_and_fix(culprit, intermediary)
+    hop_text = f" at the {hop} hop" if hop else ""
+    return Judgement(
+        Finding(
+            culprit,
+            "error",
+            _IDLE_TITLES.get(culprit, "Idle connections are closed"),
+            evidence,
+            fix,
+        ),
+        culprit=culprit,
+        hop=hop,
+        confidence=confidence,
+        rank=70,
+        relies_on_pongs=drop.how == "silent",
+        idle_timeout_s=drop.idle_s,
+        summary=f"Idle timeout {_seconds(drop.idle_s)}{hop_text}: {where}"
+        + (f" ({match})." if match else "."),
+        remedies=[fix, _heartbeat_remedy(drop, fates)],
+    )
+
+
+def _keeper_findings(path: PathResult, fates: list[KeeperFate]) -> list[Judgement]:
+    pings = [f for f in fates if f.role == "heartbeat"]
+    traffic = [f for f in fates if f.role == "traffic"]
+    out = []
+    if pings and all(f.died_with_drop for f in pings) and any(f.outlived for f in traffic):
+        out.append(
+            Judgement(
+                Finding(
+                    "pings_ignored",
+                    "warning",
+                    "Protocol pings do not reset the idle timer",
+                    [
+                        f"{path.name}: {', '.join(f.id for f in pings)} died with the idle "
+                        f"connections while {', '.join(f.id for f in traffic)} survived"
+                    ],
+                    "Use an application-level heartbeat message, not only WebSocket pings.",
+                )
+            )
+        )
+    if traffic and all(f.died_with_drop for f in traffic) and any(f.outlived for f in pings):
+        out.append(
+            Judgement(
+                Finding(
+                    "one_way_traffic",
+                    "warning",
+                    "Client messages alone do not reset the idle timer",
+                    [
+                        f"{path.name}: {', '.join(f.id for f in traffic)} died with the idle "
+                        f"connections while pings kept "
+                        f"{', '.join(f.id for f in pings if f.outlived)} alive"
+                    ],
+                    "The timer counts only server-to-client bytes (Caddy read_timeout does this): "
+                    "have the server answer heartbeats or ping clients.",
+                )
+            )
+        )
+    return out
+
+
+def _hop_for(
+    obs: Observations,
+    index: int,
+    drop: IdleDrop,
+    analysed: list[tuple[PathResult, IdleDrop | None]],
+) -> tuple[Culprit, Hop | None, float, list[str]]:
+    """Place a drop first seen on path ``index``: the paths inside it say where it happens."""
+    path = analysed[index][0]
+    fingerprint = _fingerprint_of(path)
+    inner = [(p, d) for p, d in analysed[:index] if facts.handshake_failure(p) is None]
+    alike_inside = [p for p, d in inner if d is not None and _drops_alike(drop, d)]
+    context: list[str] = []
+    if drop.how == "silent":
+        return "nat_firewall_idle_drop", "network", 0.85, context
+    if inner and not alike_inside:
+        for p, d in inner:
+            survived = facts.idle_survived_s(p)
+            later = f"; its own drop comes later, at {_seconds(d.idle_s)}" if d else ""
+            context.append(
+                f"{p.name}: no idle drop at {_seconds(drop.idle_s)}"
+                + (f"; idle {_seconds(survived)} survived" if survived else "")
+                + later
+            )
+        cdn = fingerprint is not None and fingerprint.kind == "cdn"
+        return ("cdn_idle_release" if cdn else "proxy_idle_timeout"), "proxy", 0.9, context
+    outer_alike = all(d is not None and _drops_alike(drop, d) for _, d in analysed[index:])
+    if alike_inside or (index == 0 and len(analysed) > 1 and outer_alike):
+        context.append(
+            "every path drops at the same idle time: the server (or something in front of "
+            "every path) closes them"
+        )
+        return "server_idle_timeout", "server", 0.9, context
+    if index == 0 and len(analysed) > 1:
+        context.append(f"{path.name} reaches the backend itself, with no proxy in between")
+        return "server_idle_timeout", "server", 0.85, context
+    if drop.how == "close_frame":
+        return "server_idle_timeout", "server", 0.8, context
+    if fingerprint is not None and fingerprint.kind in ("proxy", "load_balancer", "cdn"):
+        cdn = fingerprint.kind == "cdn"
+        return ("cdn_idle_release" if cdn else "proxy_idle_timeout"), "proxy", 0.75, context
+    context.append(
+        "no close frame was sent, the usual sign of a proxy or load balancer; run "
+        "`wsdoctor compare` with the backend URL to place the hop"
+    )
+    if index > 0 and not inner:
+        context.append("the direct path could not be reached, so the hop could not be separated")
+    return "proxy_idle_timeout", None, 0.6, context
+
+
+def _place_idle_drop(obs: Observations) -> list[Judgement]:
+    analysed = [(p, facts.idle_drop(p)) for p in obs.paths]
+    dropping = sorted(
+        ((i, p, d) for i, (p, d) in enumerate(analysed) if d is not None),
+        key=lambda item: (item[2].idle_s, item[0]),
+    )
+    out: list[Judgement] = []
+    for rank_offset, (index, path, drop) in enumerate(dropping):
+        if any(_drops_alike(drop, earlier) for _, _, earlier in dropping[:rank_offset]):
+            continue  # the same drop, already placed from an inner path
+        fates = facts.keeper_fates(path, drop)
+        out.extend(_keeper_findings(path, fates))
+        if fates and all(f.died_with_drop for f in fates):
+            judgement = _lifetime(path, drop, fates)
+        else:
+            culprit, hop, confidence, context = _hop_for(obs, index, drop, analysed)
+            if not (drop.samples >= 2 and any(f.outlived for f in fates)):
+                confidence = min(confidence, 0.7)
+            judgement = _idle_verdict(culprit, hop, path, drop, fates, confidence, context)
+        judgement.rank -= rank_offset  # the shortest drop is the one users meet first
+        out.append(judgement)
+    return out
+
+
+def judge_idle(obs: Observations) -> list[Judgement]:
+    """Idle drops: which hop closes idle connections, after how long, and how."""
+    return _place_idle_drop(obs)
