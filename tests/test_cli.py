@@ -133,8 +133,17 @@ def test_terminal_report_puts_the_verdict_first(serve_url: str) -> None:
 def test_interrupted_probe_writes_a_partial_report(serve_url: str, tmp_path) -> None:  # noqa: ANN001
     target = tmp_path / "partial.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "probe", serve_url, "--max-idle", "60",
-         "--json", str(target)],
+        [
+            sys.executable,
+            "-m",
+            "wsdoctor",
+            "probe",
+            serve_url,
+            "--max-idle",
+            "60",
+            "--json",
+            str(target),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
