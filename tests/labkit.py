@@ -74,6 +74,29 @@ async def lab(
         yield direct, proxied
 
 
+def probe_urls(urls: dict[str, str], max_idle: float = 10.0) -> LabRun:
+    """Probe the given ``{path name: URL}`` at once (servers already running), and diagnose."""
+
+    async def main() -> Observations:
+        plan = Plan(
+            paths=tuple(PathSpec(name, url) for name, url in urls.items()),
+            connect=ConnectOptions(open_timeout_s=5.0),
+            idle=IdlePlan(max_idle_s=max_idle),
+        )
+        observations = Observations(started_at="", duration_s=0.0)
+        await run_plan(plan, RunStatus(), observations)
+        return observations
+
+    return _diagnosed(asyncio.run(main()))
+
+
+def _diagnosed(observations: Observations, elapsed_s: float = 0.0) -> LabRun:
+    diagnosis = diagnose(observations)
+    report = build_report(observations, diagnosis)
+    validate_report(report)
+    return LabRun(observations, diagnosis, report, elapsed_s)
+
+
 def probe_lab(
     server: ServeOptions | None = None,
     fault: dict | None = None,
@@ -96,11 +119,7 @@ def probe_lab(
 
     began = time.monotonic()
     observations = asyncio.run(main())
-    elapsed = time.monotonic() - began
-    diagnosis = diagnose(observations)
-    report = build_report(observations, diagnosis)
-    validate_report(report)
-    return LabRun(observations, diagnosis, report, elapsed)
+    return _diagnosed(observations, time.monotonic() - began)
 
 
 def run_cli(

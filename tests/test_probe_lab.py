@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
-from labkit import probe_lab, tolerance
+from labkit import LabRun, probe_lab, probe_urls, tolerance
+from websockets.asyncio.server import ServerConnection, serve
 
 from wsdoctor.server import ServeOptions
 
@@ -100,3 +102,25 @@ def test_stalling_path_is_unstable() -> None:
     )
     assert run.verdict.culprit == "network_instability"
     assert run.verdict.hop == "network"
+
+
+def _refusing_server_probe(code: int, reason: str) -> LabRun:
+    async def refuse(ws: ServerConnection) -> None:
+        await ws.close(code, reason)
+
+    async def main() -> LabRun:
+        async with serve(refuse, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            return await asyncio.to_thread(probe_urls, {"direct": f"ws://127.0.0.1:{port}/"}, 3.0)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("code", "culprit"), [(1008, "handshake_rejected"), (1013, "server_limits")]
+)
+def test_server_that_closes_at_once_is_not_an_idle_timeout(code: int, culprit: str) -> None:
+    run = _refusing_server_probe(code, "go away")
+    assert run.verdict.culprit == culprit
+    assert run.verdict.idle_timeout_s is None
+    assert f"close {code} (go away)" in run.verdict.summary

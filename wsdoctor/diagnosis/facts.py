@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from wsdoctor.observations import ConnectionRecord, HandshakeFailure, PathResult
 
 PEER_CLOSES = ("close_frame", "eof", "reset")
+IMMEDIATE_CLOSE_S = 0.3  # a close this soon after opening is a refusal, not an idle timeout
 
 
 def tolerance(seconds: float) -> float:
@@ -79,56 +80,82 @@ def _pinged(record: ConnectionRecord) -> bool:
     return any(e.kind == "ping_sent" for e in record.events)
 
 
+def _contradicted(answered: list[float], bound_s: float) -> bool:
+    """A rung idle for clearly longer than ``bound_s`` still answered: no idle timeout there."""
+    return any(r > bound_s + tolerance(bound_s) for r in answered)
+
+
+def _timed_drop(closed: list[ConnectionRecord], answered: list[float]) -> IdleDrop | None:
+    """The first cluster of closes on fully idle connections that no answered rung refutes."""
+    idles = sorted(c.ending.idle_s for c in closed)
+    for first in idles:
+        agreeing = [v for v in idles if first <= v <= first + tolerance(first)]
+        if _contradicted(answered, max(agreeing)):
+            continue
+        members = [c for c in closed if first <= c.ending.idle_s <= max(agreeing)]
+        kinds = [c.ending.kind for c in members]
+        return IdleDrop(
+            idle_s=round(statistics.median(agreeing), 3),
+            low_s=round(min(agreeing), 3),
+            high_s=round(max(agreeing), 3),
+            how=max(set(kinds), key=kinds.count),
+            samples=len(agreeing),
+            codes=sorted({c.ending.code for c in members if c.ending.code is not None}),
+            reasons=sorted({c.ending.reason for c in members if c.ending.reason}),
+            survived_rungs=[r for r in answered if r < first],
+        )
+    return None
+
+
+def _silent_drop(records: list[ConnectionRecord], answered: list[float]) -> IdleDrop | None:
+    """The shortest unanswered rung that no longer answered rung refutes, bracketed."""
+    failed = sorted(
+        (
+            c
+            for c in records
+            if c.role == "rung"
+            and c.planned_idle_s is not None
+            and _pinged(c)
+            and c.planned_idle_s not in answered
+            and c.ending.kind != "open"
+        ),
+        key=lambda c: c.planned_idle_s or 0.0,
+    )
+    for index, first in enumerate(failed):
+        high = first.planned_idle_s or 0.0
+        if _contradicted(answered, high):
+            continue
+        below = [r for r in answered if r < high]
+        low = below[-1] if below else 0.0
+        beyond = failed[index:]
+        return IdleDrop(
+            idle_s=round((low + high) / 2, 3),
+            low_s=low,
+            high_s=high,
+            how="silent",
+            samples=len(beyond),
+            survived_rungs=below,
+            reset_on_send=any(c.ending.kind in PEER_CLOSES for c in beyond),
+        )
+    return None
+
+
 def idle_drop(path: PathResult) -> IdleDrop | None:
     """When idle connections were ended, and how.
 
     Connections closed by the peer while fully idle time the drop exactly. Failing that,
     rungs whose ping went unanswered (silence, or a RST only once data was sent) bound it
-    between the longest answered rung and the shortest failed one.
+    between the longest answered rung and the shortest failed one. A drop that a longer
+    answered rung refutes is no idle timeout: it is left to the instability rule.
     """
     records = _idle_connections(path)
     answered = _answered_rungs(records)
-    closed = [c for c in records if c.ending.kind in PEER_CLOSES and not _pinged(c)]
-    if closed:
-        idles = sorted(c.ending.idle_s for c in closed)
-        first = idles[0]
-        agreeing = [v for v in idles if v - first <= tolerance(first)]
-        kinds = [c.ending.kind for c in closed if c.ending.idle_s in agreeing]
-        how = max(set(kinds), key=kinds.count)
-        return IdleDrop(
-            idle_s=round(statistics.median(agreeing), 3),
-            low_s=round(min(agreeing), 3),
-            high_s=round(max(agreeing), 3),
-            how=how,
-            samples=len(agreeing),
-            codes=sorted({c.ending.code for c in closed if c.ending.code is not None}),
-            reasons=sorted({c.ending.reason for c in closed if c.ending.reason}),
-            survived_rungs=[r for r in answered if r < first],
-        )
-    failed = [
+    closed = [
         c
         for c in records
-        if c.role == "rung"
-        and c.planned_idle_s is not None
-        and _pinged(c)
-        and c.planned_idle_s not in answered
-        and c.ending.kind != "open"
+        if c.ending.kind in PEER_CLOSES and not _pinged(c) and c.ending.age_s >= IMMEDIATE_CLOSE_S
     ]
-    if not failed:
-        return None
-    high = min(c.planned_idle_s or 0.0 for c in failed)
-    below = [r for r in answered if r < high]
-    low = below[-1] if below else 0.0
-    resets = [c for c in failed if c.ending.kind in PEER_CLOSES]
-    return IdleDrop(
-        idle_s=round((low + high) / 2, 3),
-        low_s=low,
-        high_s=high,
-        how="silent",
-        samples=len(failed),
-        survived_rungs=below,
-        reset_on_send=bool(resets),
-    )
+    return _timed_drop(closed, answered) or _silent_drop(records, answered)
 
 
 def keeper_fates(path: PathResult, drop: IdleDrop) -> list[KeeperFate]:
@@ -184,21 +211,51 @@ def idle_survived_s(path: PathResult) -> float | None:
     return answered[-1] if answered else None
 
 
+def _explained(record: ConnectionRecord, drop: IdleDrop | None) -> bool:
+    if drop is None:
+        return False
+    slack = tolerance(drop.high_s) + drop.uncertainty_s
+    if record.role in ("sentinel", "rung"):
+        idle = record.planned_idle_s if record.ending.kind == "silent" else record.ending.idle_s
+        return (idle or 0.0) >= drop.low_s - slack
+    return abs(record.ending.age_s - drop.idle_s) <= slack + (record.interval_s or 0.0)
+
+
 def unexpected_drops(path: PathResult, drop: IdleDrop | None) -> list[ConnectionRecord]:
-    """Connections ended by the peer that the idle drop does not explain."""
-    odd = []
-    for stage in path.stages:
-        for c in stage.connections:
-            if c.ending.kind not in PEER_CLOSES and c.ending.kind != "silent":
-                continue
-            if c.role in ("sentinel", "rung") and drop is not None:
-                continue
-            if drop is not None and abs(c.ending.age_s - drop.idle_s) <= tolerance(drop.high_s) + (
-                c.interval_s or 0
-            ):
-                continue
-            odd.append(c)
-    return odd
+    """Connections lost to FIN, RST or silence that the idle drop does not explain.
+
+    Close frames are left out: a server that says why it closes is not an unstable network.
+    """
+    return [
+        c
+        for stage in path.stages
+        for c in stage.connections
+        if c.ending.kind in ("eof", "reset", "silent")
+        and c.ending.age_s >= IMMEDIATE_CLOSE_S
+        and not _explained(c, drop)
+    ]
+
+
+def server_closes(path: PathResult, drop: IdleDrop | None) -> list[ConnectionRecord]:
+    """Connections the server closed with a close frame that the idle drop does not explain."""
+    return [
+        c
+        for stage in path.stages
+        for c in stage.connections
+        if c.ending.kind == "close_frame"
+        and c.ending.age_s >= IMMEDIATE_CLOSE_S
+        and not _explained(c, drop)
+    ]
+
+
+def immediate_closes(path: PathResult) -> list[ConnectionRecord]:
+    """Connections the peer ended right after the upgrade succeeded."""
+    return [
+        c
+        for stage in path.stages
+        for c in stage.connections
+        if c.ending.kind in PEER_CLOSES and c.ending.age_s < IMMEDIATE_CLOSE_S
+    ]
 
 
 def rtt_samples_ms(path: PathResult) -> list[float]:

@@ -7,6 +7,7 @@ candidate verdict). Adding a culprit is adding a rule here and its facts to ``kn
 from __future__ import annotations
 
 from wsdoctor.diagnosis.rules.base import Judgement, Rule
+from wsdoctor.diagnosis.rules.closes import judge_server_closes
 from wsdoctor.diagnosis.rules.handshake import judge_handshake
 from wsdoctor.diagnosis.rules.health import (
     judge_healthy,
@@ -21,6 +22,7 @@ __all__ = ["RULES", "Judgement", "Rule"]
 RULES: tuple[Rule, ...] = (
     Rule("handshake", "Opening handshake", ("handshake",), judge_handshake),
     Rule("idle", "Idle drops and where they happen", ("idle", "heartbeat"), judge_idle),
+    Rule("server_closes", "Connections the server ends on purpose", (), judge_server_closes),
     Rule("healthy", "Idle connections survive", ("idle",), judge_healthy),
     Rule("server_heartbeat", "Server heartbeat", ("echo", "idle"), judge_server_pings),
     Rule("instability", "Path stability", ("echo",), judge_instability),

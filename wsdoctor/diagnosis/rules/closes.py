@@ -1,0 +1,103 @@
+"""Close rules: the server ending connections on purpose, at once or later, and why."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from wsdoctor.diagnosis import facts
+from wsdoctor.diagnosis.model import Culprit, Finding
+from wsdoctor.diagnosis.rules.base import Judgement
+from wsdoctor.diagnosis.rules.base import seconds as _seconds
+from wsdoctor.observations import ConnectionRecord, Observations, PathResult
+
+RESTART_CODES = {1001, 1012}
+OVERLOAD_CODES = {1013}
+REFUSAL_RANK = 75
+RESTART_RANK = 60
+
+
+def _describe(records: list[ConnectionRecord]) -> str:
+    counts = Counter(
+        f"close {c.ending.code}" + (f" ({c.ending.reason})" if c.ending.reason else "")
+        if c.ending.kind == "close_frame"
+        else {"eof": "FIN", "reset": "RST"}[c.ending.kind]
+        for c in records
+    )
+    return ", ".join(f"{n} x {how}" for how, n in counts.most_common())
+
+
+def _refusal_culprit(records: list[ConnectionRecord]) -> Culprit:
+    codes = {c.ending.code for c in records}
+    if codes & OVERLOAD_CODES or all(c.ending.kind != "close_frame" for c in records):
+        return "server_limits"
+    if codes <= RESTART_CODES:
+        return "restart"
+    return "handshake_rejected"
+
+
+_REFUSAL_REMEDIES = {
+    "server_limits": "The server sheds new connections: raise its connection limits (ulimit -n, "
+    "worker connections, max clients) and have clients back off with jitter.",
+    "restart": "The server was going away or restarting: reconnect with backoff and jitter.",
+    "handshake_rejected": "The server accepts the upgrade and then refuses the session: check "
+    "credentials (-H 'Authorization: ...'), Origin (--origin) and subprotocol (--subprotocol).",
+}
+
+
+def _immediate(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
+    culprit = _refusal_culprit(records)
+    how = _describe(records)
+    return Judgement(
+        Finding(
+            "closed_on_open",
+            "error",
+            "The server closes connections right after opening them",
+            [
+                f"{path.name}: {len(records)} connection(s) ended within "
+                f"{_seconds(facts.IMMEDIATE_CLOSE_S)} of the upgrade: {how}"
+            ],
+            _REFUSAL_REMEDIES[culprit],
+        ),
+        culprit=culprit,
+        hop="server" if culprit != "server_limits" else None,
+        confidence=0.8,
+        rank=REFUSAL_RANK,
+        summary=f"The {path.name} path accepts the upgrade, then the server ends the connection "
+        f"at once ({how}).",
+        remedies=[_REFUSAL_REMEDIES[culprit]],
+    )
+
+
+def _later(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
+    codes = {c.ending.code for c in records}
+    restart = bool(codes) and codes <= RESTART_CODES
+    ages = ", ".join(sorted({_seconds(c.ending.age_s) for c in records}))
+    return Judgement(
+        Finding(
+            "server_closed",
+            "warning",
+            "The server closed connections with a close frame",
+            [f"{path.name}: {_describe(records)} at age {ages}, not tied to idle time"],
+            _REFUSAL_REMEDIES["restart"] if restart else None,
+        ),
+        culprit="restart" if restart and len(records) >= 2 else None,
+        hop="server",
+        confidence=0.6,
+        rank=RESTART_RANK,
+        summary=f"The server on the {path.name} path went away or restarted "
+        f"({_describe(records)}).",
+        remedies=[_REFUSAL_REMEDIES["restart"]],
+    )
+
+
+def judge_server_closes(obs: Observations) -> list[Judgement]:
+    """Connections the server ended on purpose: at once (a refusal) or later, unexplained."""
+    out = []
+    for path in obs.paths:
+        immediate = facts.immediate_closes(path)
+        if immediate:
+            out.append(_immediate(path, immediate))
+        later = facts.server_closes(path, facts.idle_drop(path))
+        if later:
+            out.append(_later(path, later))
+    return out
