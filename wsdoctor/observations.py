@@ -127,7 +127,7 @@ class LoopLag:
 class StageResult:
     """What one stage saw on one path."""
 
-    name: Literal["handshake", "echo", "idle", "heartbeat"]
+    name: Literal["handshake", "echo", "idle", "heartbeat", "size", "rate", "stability", "capacity"]
     started_at: float
     duration_s: float
     connections: list[ConnectionRecord] = field(default_factory=list)
@@ -139,6 +139,65 @@ class StageResult:
     app_heartbeat_answered: bool | None = None
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    client_fd_limit: int | None = None
+
+
+@dataclass
+class Step:
+    """One step of a stepped stage: a message size, a message rate or a concurrency level."""
+
+    value: float  # bytes, messages per second, or concurrent connections
+    ok: bool
+    sent: int = 0
+    answered: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # failure reason or ending -> count
+    ending: Ending | None = None
+    status: int | None = None  # an HTTP status seen at this step (429, 503)
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class HostLimit:
+    """One limit read on the server host, and where it was read."""
+
+    name: str
+    value: int | str | None
+    source: str
+    error: str | None = None
+
+
+@dataclass
+class HostFacts:
+    """The server host's limits that decide how many connections it holds, for how long."""
+
+    limits: list[HostLimit] = field(default_factory=list)
+    pid: int | None = None
+    target_connections: int | None = None
+
+
+@dataclass
+class Disconnect:
+    """One drop seen by ``wsdoctor watch``."""
+
+    at_s: float  # seconds since the watch started
+    connection: int
+    ending: Ending
+    reconnect_delay_s: float | None = None
+    reconnect_attempts: int = 0
+
+
+@dataclass
+class WatchLog:
+    """What a long watch of one or more connections saw."""
+
+    duration_s: float
+    connections: int
+    up_s: float
+    disconnects: list[Disconnect] = field(default_factory=list)
+    rtt: RttStats | None = None
+    reconnect_times_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -175,6 +234,8 @@ class Observations:
     duration_s: float
     paths: list[PathResult] = field(default_factory=list)
     interrupted: bool = False
+    host: HostFacts | None = None
+    watch: WatchLog | None = None
 
 
 def to_dict(obj: Any) -> Any:
@@ -200,6 +261,11 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
         "stages": (StageResult, True),
         "fingerprints": (Fingerprint, True),
         "paths": (PathResult, True),
+        "steps": (Step, True),
+        "host": (HostFacts, False),
+        "limits": (HostLimit, True),
+        "watch": (WatchLog, False),
+        "disconnects": (Disconnect, True),
     }
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}

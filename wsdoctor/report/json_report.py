@@ -25,6 +25,8 @@ def build_report(observations: Observations, diagnosis: Diagnosis) -> dict[str, 
         "duration_s": observations.duration_s,
         "interrupted": observations.interrupted,
         "paths": [to_dict(path) for path in observations.paths],
+        "host": to_dict(observations.host),
+        "watch": to_dict(observations.watch),
         "findings": [to_dict(finding) for finding in diagnosis.findings],
         "verdict": to_dict(diagnosis.verdict),
     }
