@@ -398,7 +398,7 @@ def _classify_upgrade_failure(exc: Exception, timings: dict[str, float | None], 
             _fail(timings, "tls", f"TLS handshake with {host} failed: {cause}")
         _fail(timings, "upgrade_not_performed", f"not an HTTP response to the upgrade: {cause}")
     if isinstance(exc, InvalidURI):
-        _fail(timings, "other", f"invalid URL: {exc}")
+        _fail(timings, "other", "invalid WebSocket URL")
     if isinstance(exc, InvalidHandshake):
         _fail(timings, "upgrade_not_performed", f"upgrade not performed: {exc}")
     if isinstance(exc, ConnectionError | ConnectionClosed):

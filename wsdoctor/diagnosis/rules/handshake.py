@@ -71,7 +71,8 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
         failure.reason == "http_status" and status in _UPGRADE_BLOCKED_STATUSES
     ):
         hint = {
-            505: "nginx answers 505 when proxy_http_version 1.1 is missing",
+            505: "505 means the request reached the backend as HTTP/1.0, which cannot upgrade: "
+            "nginx proxies with HTTP/1.0 unless proxy_http_version 1.1 is set",
             426: "426 means the Upgrade request did not reach the backend as an upgrade",
         }.get(status or 0, "the reply did not switch protocols")
         return Judgement(
