@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -10,6 +12,14 @@ DEFAULT_MAX_IDLE_S = 120.0
 QUICK_MAX_IDLE_S = 30.0
 DEFAULT_HEARTBEAT_MESSAGE = '{"type":"ping"}'
 STAGES = ("handshake", "echo", "idle", "heartbeat")
+ALL_STAGES = ("handshake", "echo", "idle", "heartbeat", "size", "rate", "stability")
+LOAD_STAGES = ("size", "rate")
+"""Stages that load the server: by default only against loopback targets."""
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+MIN_MAX_MESSAGE_BYTES = 1 << 10
+MAX_MAX_MESSAGE_BYTES = 1 << 28
+FIRST_MESSAGE_BYTES = 256
+DEFAULT_MESSAGE_RATES = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 
 
 class PlanError(ValueError):
@@ -74,6 +84,32 @@ class IdlePlan:
 
 
 @dataclass(frozen=True)
+class LoadPlan:
+    """The size and rate stages: how big the largest message is, which bursts to send."""
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    rates: tuple[float, ...] = DEFAULT_MESSAGE_RATES
+    burst_s: float = 1.0
+
+    def sizes(self) -> list[int]:
+        """Message sizes to try: powers of two from 256 B, ending at ``max_message_bytes``."""
+        sizes = []
+        size = min(FIRST_MESSAGE_BYTES, self.max_message_bytes)
+        while size < self.max_message_bytes:
+            sizes.append(size)
+            size *= 2
+        return [*sizes, self.max_message_bytes]
+
+
+@dataclass(frozen=True)
+class StabilityPlan:
+    """The stability stage: protocol pings at a steady cadence for a while."""
+
+    duration_s: float = 5.0
+    interval_s: float = 0.2
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a run needs to know before it touches the network."""
 
@@ -83,6 +119,8 @@ class Plan:
     heartbeat_message: str = DEFAULT_HEARTBEAT_MESSAGE
     echo_samples: int = 20
     stages: tuple[str, ...] = STAGES
+    load: LoadPlan = field(default_factory=LoadPlan)
+    stability: StabilityPlan = field(default_factory=StabilityPlan)
 
 
 def validate_ws_url(url: str) -> str:
@@ -116,6 +154,70 @@ def validate_max_idle(value: float) -> float:
     """Reject idle budgets that cannot be run: below 2 s or above one day."""
     if not math.isfinite(value) or value < 2 or value > 86400:
         raise PlanError(f"--max-idle must be between 2 and 86400 seconds, got {value}")
+    return value
+
+
+def parse_stages(text: str) -> tuple[str, ...]:
+    """Parse ``--stages`` (comma-separated names) into stages in run order, handshake first.
+
+    The handshake always runs (every later stage needs it); ``idle`` and ``heartbeat`` run
+    together, so naming either runs both.
+    """
+    names = [name.strip().lower() for name in text.split(",")]
+    if not any(names):
+        raise PlanError(f"--stages needs stage names: {','.join(ALL_STAGES)}")
+    for name in names:
+        if name not in ALL_STAGES:
+            what = f"unknown stage {name!r}" if name else "empty stage name"
+            raise PlanError(f"{what} in --stages: use {','.join(ALL_STAGES)}")
+    chosen = {"handshake", *names}
+    if chosen & {"idle", "heartbeat"}:
+        chosen |= {"idle", "heartbeat"}
+    return tuple(stage for stage in ALL_STAGES if stage in chosen)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1), without DNS."""
+    if not host:
+        return False
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_stages(paths: tuple[PathSpec, ...]) -> tuple[str, ...]:
+    """The stages to run when ``--stages`` is not given.
+
+    Stability only pings, so it always runs; size and rate load the server, so they run by
+    default only when every path (and every forward proxy) stays on this machine.
+    """
+    local = all(
+        is_loopback_host(urlsplit(p.url).hostname)
+        and (p.proxy is None or is_loopback_host(urlsplit(p.proxy).hostname))
+        for p in paths
+    )
+    extra = ("stability", *LOAD_STAGES) if local else ("stability",)
+    return tuple(stage for stage in ALL_STAGES if stage in (*STAGES, *extra))
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20}
+
+
+def parse_message_size(text: str) -> int:
+    """Parse ``--max-message`` (bytes, or with a K/KiB/M/MiB suffix) and check its range."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise PlanError(f"--max-message must be a size in bytes such as 65536 or 64KiB: {text!r}")
+    value = int(match.group(1)) * _SIZE_UNITS[unit]
+    if not MIN_MAX_MESSAGE_BYTES <= value <= MAX_MAX_MESSAGE_BYTES:
+        raise PlanError(
+            f"--max-message must be between {MIN_MAX_MESSAGE_BYTES} and "
+            f"{MAX_MAX_MESSAGE_BYTES} bytes, got {value}"
+        )
     return value
 
 

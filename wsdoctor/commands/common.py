@@ -36,6 +36,20 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of interna
 OpenTimeout = Annotated[
     float, typer.Option("--open-timeout", help="Seconds allowed for each handshake.")
 ]
+Stages = Annotated[
+    str | None,
+    typer.Option(
+        "--stages",
+        help="Comma-separated stages: handshake,echo,idle,heartbeat,size,rate,stability "
+        "(default: all but size and rate, which load the server, unless the target is loopback).",
+    ),
+]
+MaxMessage = Annotated[
+    str | None,
+    typer.Option(
+        "--max-message", help="Largest message the size stage sends, e.g. 65536 or 4MiB (1MiB)."
+    ),
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -60,6 +74,8 @@ def build_plan(
     cacert: str | None,
     heartbeat_message: str | None,
     open_timeout: float,
+    stages: str | None = None,
+    max_message: str | None = None,
 ):  # noqa: ANN202 - returns wsdoctor.plan.Plan, imported lazily
     """Validate options into a Plan; exit with a one-line error on bad input."""
     from wsdoctor.plan import (
@@ -68,10 +84,14 @@ def build_plan(
         QUICK_MAX_IDLE_S,
         ConnectOptions,
         IdlePlan,
+        LoadPlan,
         PathSpec,
         Plan,
         PlanError,
+        default_stages,
         parse_header,
+        parse_message_size,
+        parse_stages,
         validate_max_idle,
         validate_proxy_url,
         validate_ws_url,
@@ -102,6 +122,8 @@ def build_plan(
             cacert=cacert,
             open_timeout_s=open_timeout,
         )
+        chosen = parse_stages(stages) if stages is not None else default_stages(specs)
+        load = LoadPlan() if max_message is None else LoadPlan(parse_message_size(max_message))
     except PlanError as exc:
         fail(str(exc))
     return Plan(
@@ -109,6 +131,8 @@ def build_plan(
         connect=connect,
         idle=IdlePlan(max_idle_s=idle_budget),
         heartbeat_message=heartbeat_message or DEFAULT_HEARTBEAT_MESSAGE,
+        stages=chosen,
+        load=load,
     )
 
 

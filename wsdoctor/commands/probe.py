@@ -14,10 +14,12 @@ from wsdoctor.commands.common import (
     Insecure,
     JsonOut,
     MaxIdle,
+    MaxMessage,
     NoColor,
     OpenTimeout,
     Origin,
     Quick,
+    Stages,
     Subprotocol,
     build_plan,
     fail,
@@ -45,6 +47,8 @@ def probe(
     json_out: JsonOut = None,
     no_color: NoColor = False,
     open_timeout: OpenTimeout = 10.0,
+    stages: Stages = None,
+    max_message: MaxMessage = None,
     debug: Debug = False,
 ) -> None:
     """Probe one endpoint in stages and name why its connections drop."""
@@ -66,6 +70,8 @@ def probe(
         cacert,
         heartbeat_message,
         open_timeout,
+        stages,
+        max_message,
     )
     run_plan_command(plan, json_out, no_color, debug)
 
@@ -95,6 +101,8 @@ def compare(
     json_out: JsonOut = None,
     no_color: NoColor = False,
     open_timeout: OpenTimeout = 10.0,
+    stages: Stages = None,
+    max_message: MaxMessage = None,
     debug: Debug = False,
 ) -> None:
     """Probe the same service over several paths at once and place the fault at a hop."""
@@ -115,5 +123,7 @@ def compare(
         cacert,
         heartbeat_message,
         open_timeout,
+        stages,
+        max_message,
     )
     run_plan_command(plan, json_out, no_color, debug)

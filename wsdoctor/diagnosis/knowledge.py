@@ -248,6 +248,44 @@ def known_defaults_near(idle_s: float, tolerance_s: float) -> list[Intermediary]
     ]
 
 
+@dataclass(frozen=True)
+class MessageLimit:
+    """A fixed message or frame size limit of an intermediary, and how it closes above it."""
+
+    name: str
+    max_bytes: int
+    close_code: int | None
+    note: str
+    source: str
+
+
+MESSAGE_LIMITS: tuple[MessageLimit, ...] = (
+    MessageLimit(
+        "AWS API Gateway WebSocket",
+        32 * 1024,
+        1009,
+        "frames over 32 KB are closed with 1009; the limit is not adjustable",
+        "W3",
+    ),
+)
+
+
+def known_message_limits_within(
+    low_bytes: int, high_bytes: int, close_code: int | None
+) -> list[MessageLimit]:
+    """Known limits that fit a measurement: ``low_bytes`` passed, ``high_bytes`` did not.
+
+    "32 KB" may mean 32,000 or 32,768 bytes, so a limit matches within 3 % of the bracket.
+    """
+    return [
+        m
+        for m in MESSAGE_LIMITS
+        if low_bytes <= m.max_bytes * 1.03
+        and m.max_bytes * 0.97 < high_bytes
+        and (m.close_code is None or m.close_code == close_code)
+    ]
+
+
 def heartbeat_interval_for(idle_s: float) -> float:
     """A heartbeat interval that keeps a path with idle timeout ``idle_s`` alive: about half."""
     half = idle_s / 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timezone
 
 from wsdoctor.fingerprints import recognise
@@ -12,6 +13,9 @@ from wsdoctor.plan import PathSpec, Plan
 from wsdoctor.probes.basic import echo_stage, handshake_stage
 from wsdoctor.probes.http_probe import plain_http_fingerprints
 from wsdoctor.probes.idle import SharedHorizon, idle_stages
+from wsdoctor.probes.rate import rate_stage
+from wsdoctor.probes.size import size_stage
+from wsdoctor.probes.stability import stability_stage
 from wsdoctor.probes.status import PathStatus, RunStatus
 from wsdoctor.redact import redact_url
 
@@ -53,9 +57,10 @@ async def run_path(
         status.stage = "echo"
         echo = await echo_stage(path, plan, run_started)
         result.stages.append(echo)
-    if "idle" in plan.stages:
-        status.stage = "idle"
-        await idle_stages(
+    # Stability only pings on its own connection: it runs beside the idle stage at no cost.
+    beside: dict[str, Awaitable[None]] = {}
+    if "idle" in plan.stages or "heartbeat" in plan.stages:
+        beside["idle"] = idle_stages(
             path,
             plan,
             run_started,
@@ -65,6 +70,35 @@ async def run_path(
             horizon,
             result.stages,
         )
+    if "stability" in plan.stages:
+        beside["stability"] = stability_stage(
+            path, plan, run_started, ping_timeout_for(echo), status, result.stages
+        )
+    if beside:
+        status.stage = " + ".join(beside)
+        await asyncio.gather(*beside.values())
+    status.stage = "done"
+
+
+async def run_load_stages(
+    path: PathSpec, plan: Plan, run_started: float, status: PathStatus, result: PathResult
+) -> None:
+    """The size then rate stages on one path, if planned and the path opens at all.
+
+    They load the server, and a server punishing a burst may punish the client's other
+    connections too, so they run after every path's idle stage, one path at a time.
+    """
+    handshake = result.stage("handshake")
+    if handshake is None or not handshake.connections[0].handshake.ok:
+        return
+    echo = result.stage("echo")
+    echoes = bool(echo and echo.app_echo)
+    if "size" in plan.stages:
+        status.stage = "size"
+        await size_stage(path, plan, run_started, ping_timeout_for(echo), echoes, result.stages)
+    if "rate" in plan.stages:
+        status.stage = "rate"
+        await rate_stage(path, plan, run_started, ping_timeout_for(echo), echoes, result.stages)
     status.stage = "done"
 
 
@@ -90,6 +124,8 @@ async def run_plan(plan: Plan, status: RunStatus, observations: Observations) ->
     ]
     try:
         await asyncio.gather(*tasks)
+        for spec, result in zip(plan.paths, observations.paths):
+            await run_load_stages(spec, plan, run_started, status.path(spec.name), result)
     except asyncio.CancelledError:
         observations.interrupted = True
         for task in tasks:

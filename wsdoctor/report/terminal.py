@@ -20,6 +20,7 @@ from wsdoctor.report.text import (
     describe_loop_lag,
     describe_plan,
     describe_rtt,
+    describe_steps,
     format_confidence,
     format_seconds,
     verdict_figures,
@@ -118,6 +119,9 @@ def _stage_results(stage: StageResult) -> list[str]:
     if stage.name == "handshake":
         lines.extend(describe_handshake(c.handshake) for c in stage.connections)
     lines.extend(describe_rtt(rtt) for rtt in stage.rtt)
+    steps = describe_steps(stage)
+    if steps is not None:
+        lines.append(steps)
     if stage.app_echo is not None:
         lines.append(f"application echo: {'yes' if stage.app_echo else 'no'}")
     if stage.name in ("idle", "heartbeat"):

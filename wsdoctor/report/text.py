@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from wsdoctor.diagnosis.model import Verdict
+from wsdoctor.diagnosis.rules.limits import size_text
 from wsdoctor.observations import (
     ConnectionRecord,
     Ending,
@@ -14,6 +15,7 @@ from wsdoctor.observations import (
     LoopLag,
     RttStats,
     StageResult,
+    Step,
 )
 
 MISSING = "-"
@@ -118,6 +120,39 @@ def describe_drops(stage: StageResult) -> str:
         return f"none of {len(stage.connections)} dropped"
     how = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
     return f"{sum(kinds.values())} of {len(stage.connections)} dropped: {how}"
+
+
+def _step_value(stage: StageResult, value: float) -> str:
+    if stage.name == "size":
+        return size_text(value)
+    if stage.name == "rate":
+        return f"{value:g}/s"
+    return f"{value:g}"
+
+
+def _step_outcome(step: Step) -> str:
+    if step.ok:
+        return "ok"
+    ending = step.ending
+    if ending is None:
+        text = f"{step.failed} failed" if step.failed else "failed"
+    elif ending.kind == "close_frame":
+        text = f"closed {ending.code}"
+    elif ending.kind == "handshake_failed":
+        text = "refused" if step.status is None else f"refused {step.status}"
+    else:
+        text = {"eof": "FIN", "reset": "RST"}.get(ending.kind, ending.kind)
+    if step.status is not None and (ending is None or ending.kind != "handshake_failed"):
+        text += f", then HTTP {step.status}"
+    return text
+
+
+def describe_steps(stage: StageResult) -> str | None:
+    """A stepped stage on one line: ``size: 256 B ok, ..., 128 KiB closed 1009``."""
+    if not stage.steps:
+        return None
+    steps = ", ".join(f"{_step_value(stage, s.value)} {_step_outcome(s)}" for s in stage.steps)
+    return f"{stage.name}: {steps}"
 
 
 def describe_loop_lag(lag: LoopLag | None) -> str:

@@ -6,7 +6,8 @@ from wsdoctor.diagnosis import facts
 from wsdoctor.diagnosis.model import Finding
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
-from wsdoctor.observations import Observations
+from wsdoctor.diagnosis.rules.limits import rtt_samples_outside_stability, stability_figures
+from wsdoctor.observations import Observations, PathResult
 
 LOOP_LAG_SUSPECT_FRACTION = 0.5
 INSTABILITY_LOSS_FRACTION = 0.05
@@ -83,12 +84,39 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _stability_evidence(path: PathResult) -> tuple[str | None, bool]:
+    """The stability stage's figures as one line, and whether they show instability.
+
+    A stall is a stretch without received bytes that overruns the ping cadence by more than
+    ``INSTABILITY_STALL_EXTRA_MS``, ``INSTABILITY_STALL_FACTOR`` times the path's base RTT
+    (its 10th percentile: stalls cannot inflate it) and the probe's own worst event-loop lag
+    in the stage (its stalls are not the network's).
+    """
+    figures = stability_figures(path)
+    if figures is None:
+        return None, False
+    base_ms = figures.percentile(0.1)
+    threshold_ms = max(INSTABILITY_STALL_EXTRA_MS, INSTABILITY_STALL_FACTOR * base_ms)
+    lossy = figures.pings > 0 and figures.lost / figures.pings >= INSTABILITY_LOSS_FRACTION
+    unstable = (
+        len(figures.stalls(threshold_ms)) >= INSTABILITY_MIN_STALLS or lossy or figures.drops > 0
+    )
+    return f"{path.name}: {figures.describe(threshold_ms)}", unstable
+
+
 def judge_instability(obs: Observations) -> list[Judgement]:
-    """Lost pongs, stalls and drops that neither idle time nor age explain."""
+    """Lost pongs, stalls and drops that neither idle time nor age explain.
+
+    Round trips of the echo and idle stages count stalled samples; the stability stage, whose
+    pings overlap, counts stalls as pauses in received bytes and brings the figures.
+    """
     out = []
     for path in obs.paths:
         evidence = []
-        samples = sorted(facts.rtt_samples_ms(path))
+        figures_line, unstable = _stability_evidence(path)
+        if figures_line is not None and unstable:
+            evidence.append(figures_line)
+        samples = sorted(rtt_samples_outside_stability(path))
         if samples:
             p50 = _percentile(samples, 0.5)
             threshold = max(p50 + INSTABILITY_STALL_EXTRA_MS, INSTABILITY_STALL_FACTOR * p50)
@@ -109,6 +137,8 @@ def judge_instability(obs: Observations) -> list[Judgement]:
                 f"{_seconds(record.ending.age_s)}, idle "
                 f"{_seconds(record.ending.idle_s)}: not tied to idle time or age"
             )
+        if evidence and figures_line is not None and not unstable:
+            evidence.append(figures_line)
         if evidence:
             out.append(
                 Judgement(
