@@ -48,7 +48,8 @@ def exit_code_for(diagnosis: Diagnosis, stopped_by: int | None) -> int:
     )
 
 
-async def _with_progress(work: asyncio.Task[None], outputs: Outputs, status: object) -> None:
+async def show_progress(work: asyncio.Task[None], outputs: Outputs, status: object) -> None:
+    """Show ``status`` while ``work`` runs: a live table on a terminal, else a line at times."""
     from rich.console import Console
     from rich.live import Live
 
@@ -96,7 +97,7 @@ async def _run(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop, signum)
         try:
-            await _with_progress(work, outputs, status)
+            await show_progress(work, outputs, status)
             await work
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):

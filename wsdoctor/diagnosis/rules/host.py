@@ -1,0 +1,346 @@
+"""Host rules: which of the server host's limits stops it first, and how long idle flows live.
+
+From first principles: every WebSocket connection holds one file descriptor in the server
+process (RLIMIT_NOFILE), one kernel file handle (fs.file-max) and, where netfilter tracks
+connections, one conntrack entry (nf_conntrack_max). The smallest room left among these is the
+host's connection limit. Accept queues (somaxconn) and the local port range do not cap open
+connections, but decide what a reconnect storm or a proxy's upstream connections can do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wsdoctor.diagnosis.knowledge import INTERMEDIARIES, heartbeat_interval_for
+from wsdoctor.diagnosis.model import Finding
+from wsdoctor.diagnosis.rules.base import Judgement
+from wsdoctor.observations import HostFacts, Observations
+
+FD_HEADROOM = 64  # descriptors a server needs for itself when its open count is unknown
+RFC5382_ESTABLISHED_S = 7440  # RFC 5382: NATs keep established flows at least 2 h 4 min
+MAX_SOMAXCONN = 65535
+PERSIST = " (persist it in /etc/sysctl.d/)"
+NOT_PRESENT = "not present"  # probes/hostlimits.py: the error of a file that does not exist
+
+
+def _nice(count: int) -> int:
+    """A round value to set a limit to: the next power of two at or above ``count``, min 1024."""
+    value = 1024
+    while value < count:
+        value *= 2
+    return value
+
+
+def _ints(host: HostFacts) -> dict[str, int]:
+    return {limit.name: limit.value for limit in host.limits if isinstance(limit.value, int)}
+
+
+@dataclass
+class Bound:
+    """One limit that caps open connections: its value, what is taken, how to raise it."""
+
+    code: str
+    label: str
+    value: int
+    used: int  # taken already, or kept for the process's own use
+    evidence: list[str]
+    setting: str  # how to raise it, with ``{value}`` for the value to set
+    ceiling: int | None = None  # beyond this value, ``over_ceiling`` must be done as well
+    over_ceiling: str = ""
+
+    @property
+    def allows(self) -> int:
+        """How many connections it leaves room for."""
+        return max(0, self.value - self.used)
+
+    def needed(self, target: int) -> int:
+        """The value that leaves room for ``target`` connections, rounded up."""
+        return _nice(self.used + target)
+
+    def remedy(self, target: int | None) -> str:
+        """What to set; for a target, a value that leaves room for it."""
+        if not target:
+            return self.setting.format(value="<limit>")
+        value = self.needed(target)
+        extra = self.over_ceiling if self.ceiling is not None and value > self.ceiling else ""
+        return self.setting.format(value=value) + extra
+
+
+def _nofile(host: HostFacts, values: dict[str, int]) -> Bound | None:
+    prefix = "server_" if host.pid is not None else ""
+    soft = values.get(f"{prefix}nofile_soft")
+    if soft is None:
+        return None
+    hard = next((v.value for v in host.limits if v.name == f"{prefix}nofile_hard"), None)
+    used = values.get("server_open_fds") if host.pid is not None else None
+    who = (
+        f"server process {host.pid}"
+        if host.pid is not None
+        else "this shell (a server started from here inherits it; pass --pid for a running one)"
+    )
+    return Bound(
+        "host_nofile",
+        "RLIMIT_NOFILE",
+        soft,
+        used if used is not None else FD_HEADROOM,
+        [
+            f"RLIMIT_NOFILE of {who}: soft {soft}, hard {hard}",
+            f"{used} descriptors open in the server now"
+            if used is not None
+            else f"{FD_HEADROOM} descriptors kept for the server's own files",
+        ],
+        "Raise the server's descriptor limit to {value}: `ulimit -n {value}` in the shell or "
+        "script that starts it, or LimitNOFILE={value} in its systemd unit.",
+        hard if isinstance(hard, int) else None,
+        f" That is above the hard limit ({hard}): raise it as root too (LimitNOFILE= sets both; "
+        "or 'nofile' in /etc/security/limits.conf).",
+    )
+
+
+def _file_max(values: dict[str, int]) -> Bound | None:
+    file_max = values.get("fs.file-max")
+    if file_max is None:
+        return None
+    allocated = values.get("fs.file-nr", 0)
+    return Bound(
+        "host_file_max",
+        "fs.file-max",
+        file_max,
+        allocated,
+        [f"fs.file-max {file_max}, {allocated} file handles allocated now (fs.file-nr)"],
+        "Raise the system-wide file table: `sysctl -w fs.file-max={value}`" + PERSIST + ".",
+    )
+
+
+def _conntrack(values: dict[str, int]) -> Bound | None:
+    maximum = values.get("net.netfilter.nf_conntrack_max")
+    if maximum is None:
+        return None
+    count = values.get("net.netfilter.nf_conntrack_count", 0)
+    return Bound(
+        "host_conntrack_max",
+        "nf_conntrack_max",
+        maximum,
+        count,
+        [
+            f"nf_conntrack_max {maximum}, {count} entries in use; a full table drops new "
+            "connections ('nf_conntrack: table full, dropping packet' in dmesg)"
+        ],
+        "Raise the conntrack table: `sysctl -w net.netfilter.nf_conntrack_max={value}`"
+        + PERSIST
+        + ".",
+    )
+
+
+def _limit_finding(bound: Bound, target: int) -> Judgement:
+    return Judgement(
+        Finding(
+            bound.code,
+            "error",
+            f"{bound.label} stops the server at about {bound.allows} connections",
+            [*bound.evidence, f"{target} connections need about {bound.used + target}"],
+            bound.remedy(target),
+        )
+    )
+
+
+def _nr_open(host: HostFacts, values: dict[str, int], nofile: Bound | None) -> Judgement | None:
+    nr_open = values.get("fs.nr_open")
+    target = host.target_connections
+    if nr_open is None or nofile is None or not target:
+        return None
+    needed = nofile.needed(target)
+    if needed <= nr_open:
+        return None
+    return Judgement(
+        Finding(
+            "host_nr_open",
+            "error",
+            "fs.nr_open caps every process's descriptor limit below what is needed",
+            [f"fs.nr_open {nr_open}; {target} connections need RLIMIT_NOFILE {needed}"],
+            f"Raise the per-process ceiling first: `sysctl -w fs.nr_open={needed}`" + PERSIST + ".",
+        )
+    )
+
+
+def _accept_queue(host: HostFacts, values: dict[str, int]) -> Judgement | None:
+    somaxconn = values.get("net.core.somaxconn")
+    target = host.target_connections
+    if somaxconn is None or not target or target <= somaxconn:
+        return None
+    syn_backlog = values.get("net.ipv4.tcp_max_syn_backlog")
+    value = min(_nice(target), MAX_SOMAXCONN)
+    return Judgement(
+        Finding(
+            "host_accept_queue",
+            "warning",
+            f"A reconnect storm of {target} clients overflows the accept queue",
+            [
+                f"net.core.somaxconn {somaxconn}"
+                + (f", net.ipv4.tcp_max_syn_backlog {syn_backlog}" if syn_backlog else ""),
+                "when every client reconnects at once (a restart, a network blip), SYNs beyond "
+                "the queue are dropped and retried after 1 s, 3 s, 7 s ...",
+            ],
+            f"`sysctl -w net.core.somaxconn={value}` and `sysctl -w "
+            f"net.ipv4.tcp_max_syn_backlog={value}`{PERSIST}, a matching listen backlog in the "
+            "server (e.g. nginx `listen ... backlog=`), and clients that reconnect with backoff "
+            "and jitter.",
+        )
+    )
+
+
+def _port_range(host: HostFacts) -> Judgement | None:
+    text = next((v.value for v in host.limits if v.name == "net.ipv4.ip_local_port_range"), None)
+    target = host.target_connections
+    try:
+        low, high = (int(v) for v in str(text).split())
+    except ValueError:
+        return None
+    ports = high - low + 1
+    if not target or target <= ports:
+        return None
+    remedy = 'Widen it: `sysctl -w net.ipv4.ip_local_port_range="1024 65535"`' + PERSIST
+    if target > 65535 - 1024 + 1:
+        remedy += ", and spread upstream connections over several backend addresses or ports"
+    return Judgement(
+        Finding(
+            "host_local_ports",
+            "warning",
+            f"A proxy on this host can open only {ports} connections to one backend",
+            [
+                f"net.ipv4.ip_local_port_range {low}-{high}: {ports} local ports per backend "
+                f"address and port; {target} proxied connections need {target}",
+                "this matters only for outgoing connections (a reverse proxy or load balancer "
+                "on this host)",
+            ],
+            remedy + ".",
+        )
+    )
+
+
+def _conntrack_timeout(values: dict[str, int]) -> Judgement | None:
+    timeout = values.get("net.netfilter.nf_conntrack_tcp_timeout_established")
+    if timeout is None or timeout >= RFC5382_ESTABLISHED_S:
+        return None
+    return Judgement(
+        Finding(
+            "host_conntrack_timeout",
+            "warning",
+            f"Idle connections are forgotten by conntrack after {timeout} s",
+            [
+                f"net.netfilter.nf_conntrack_tcp_timeout_established {timeout} s, below the "
+                f"{RFC5382_ESTABLISHED_S} s RFC 5382 asks of NATs (kernel default 432000 s)",
+                "after that, packets of an idle connection may be dropped: a silent black hole",
+            ],
+            "`sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established=432000`"
+            + PERSIST
+            + f", or send WebSocket pings every {heartbeat_interval_for(timeout):g} s.",
+        )
+    )
+
+
+def _keepalive(values: dict[str, int]) -> Judgement | None:
+    first = values.get("net.ipv4.tcp_keepalive_time")
+    if first is None:
+        return None
+    shorter = sorted(
+        (i for i in INTERMEDIARIES if i.idle_timeout_s is not None and i.idle_timeout_s < first),
+        key=lambda i: -(i.idle_timeout_s or 0),
+    )
+    if not shorter:
+        return None
+    examples = ", ".join(f"{i.name} {i.idle_timeout_s:g} s" for i in shorter[:3])
+    return Judgement(
+        Finding(
+            "host_tcp_keepalive",
+            "info",
+            "TCP keepalive starts too late to keep idle connections alive",
+            [
+                f"net.ipv4.tcp_keepalive_time {first} s (then "
+                f"{values.get('net.ipv4.tcp_keepalive_probes', '?')} probes every "
+                f"{values.get('net.ipv4.tcp_keepalive_intvl', '?')} s)",
+                f"longer than the default idle timeout of {len(shorter)} known intermediaries, "
+                f"e.g. {examples}",
+            ],
+            "Keep idle WebSockets alive with WebSocket pings below the shortest idle timeout on "
+            "the path (`wsdoctor probe` measures it). TCP keepalive helps only sockets that set "
+            "SO_KEEPALIVE, and only with net.ipv4.tcp_keepalive_time below that timeout.",
+        )
+    )
+
+
+def _unreadable(host: HostFacts) -> Judgement | None:
+    missing = [f"{limit.name}: {limit.error}" for limit in host.limits if limit.error]
+    if not missing:
+        return None
+    if any("nf_conntrack" in limit.name and limit.error == NOT_PRESENT for limit in host.limits):
+        missing.append("missing nf_conntrack files mean connection tracking is not loaded here")
+    return Judgement(
+        Finding(
+            "host_unreadable",
+            "info",
+            "Some limits could not be read",
+            missing,
+            "Run on the server itself, as the server's user or root, to read every limit.",
+        )
+    )
+
+
+def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
+    if not bounds:
+        return None
+    first = min(bounds, key=lambda b: b.allows)
+    target = host.target_connections
+    evidence = [f"{b.label} leaves room for about {b.allows} connections" for b in bounds]
+    short = sorted((b for b in bounds if target and b.allows < target), key=lambda b: b.allows)
+    if short and target:
+        return Judgement(
+            Finding(
+                "host_capacity", "error", f"This host cannot hold {target} connections", evidence
+            ),
+            culprit="server_limits",
+            hop="server",
+            confidence=0.8,
+            rank=90,
+            summary=f"This host cannot hold {target} WebSocket connections: {first.label} stops it "
+            f"first, at about {first.allows}.",
+            remedies=[b.remedy(target) for b in short],
+            connection_limit=first.allows,
+        )
+    goal = (
+        f"allow the {target} connections asked for"
+        if target
+        else f"allow about {first.allows} connections"
+    )
+    return Judgement(
+        Finding("host_capacity", "info", f"This host's limits {goal}", evidence),
+        culprit="none",
+        confidence=0.7,
+        rank=10,
+        summary=f"This host's limits {goal}; the first one reached is {first.label}, at about "
+        f"{first.allows}." + ("" if target else " Pass --target-connections N to check a goal."),
+        remedies=[] if target else [f"To hold more: {first.remedy(None)}"],
+        connection_limit=first.allows,
+    )
+
+
+def judge_host(obs: Observations) -> list[Judgement]:
+    """Which host limit stops the server first, with the setting to change; idle lifetimes."""
+    host = obs.host
+    if host is None:
+        return []
+    values = _ints(host)
+    nofile = _nofile(host, values)
+    bounds = [b for b in (nofile, _file_max(values), _conntrack(values)) if b is not None]
+    target = host.target_connections
+    out = [_limit_finding(b, target) for b in bounds if target and b.allows < target]
+    extra = (
+        _verdict(host, bounds),
+        _nr_open(host, values, nofile),
+        _accept_queue(host, values),
+        _port_range(host),
+        _conntrack_timeout(values),
+        _keepalive(values),
+        _unreadable(host),
+    )
+    return out + [j for j in extra if j is not None]
