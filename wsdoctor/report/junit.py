@@ -1,0 +1,118 @@
+"""JUnit XML for ``wsdoctor check``: one test suite per target, one test case per expectation.
+
+A failed expectation is a ``<failure>``, one that could not be proven an ``<error>``; either
+carries the expectation's evidence, then the verdict's summary, figures and findings. This is
+the Ant/Surefire shape that Jenkins, GitLab and the GitHub test-report actions read.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+from wsdoctor.diagnosis.expectations import ExpectationResult, TargetCheck
+from wsdoctor.report.text import format_confidence, verdict_figures
+
+SUITES_NAME = "wsdoctor check"
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold."""
+    return _NOT_XML.sub("?", text)
+
+
+def _timestamp(started_at: str) -> str | None:
+    """The run's start as Ant writes it: ISO 8601 in UTC, seconds, no offset."""
+    try:
+        moment = datetime.fromisoformat(started_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds")
+
+
+def verdict_text(check: TargetCheck) -> str:
+    """The verdict in a few plain lines: status, culprit, figures, summary and findings."""
+    verdict = check.diagnosis.verdict
+    head = f"Verdict: {verdict.status}, culprit {verdict.culprit}"
+    if verdict.hop:
+        head += f", hop {verdict.hop}"
+    head += f", confidence {format_confidence(verdict.confidence)}"
+    lines = [head]
+    lines.extend(f"{label}: {value}" for label, value in verdict_figures(verdict))
+    lines.append(verdict.summary)
+    for finding in check.diagnosis.findings:
+        lines.append(f"[{finding.severity}] {finding.title} ({finding.code})")
+        lines.extend(f"  - {line}" for line in finding.evidence)
+    return "\n".join(lines)
+
+
+def _case(check: TargetCheck, result: ExpectationResult, time_s: str) -> ET.Element:
+    case = ET.Element(
+        "testcase",
+        name=_xml_text(f"{result.name} ({result.required})"),
+        classname=_xml_text(f"wsdoctor.check.{check.name}"),
+        time=time_s,
+    )
+    if result.outcome != "pass":
+        tag = "failure" if result.outcome == "fail" else "error"
+        problem = ET.SubElement(
+            case,
+            tag,
+            message=_xml_text(f"{result.name}: measured {result.measured}, {result.detail}"),
+            type=result.name,
+        )
+        problem.text = _xml_text(
+            f"Required: {result.required}\nMeasured: {result.measured}\n{result.detail}\n\n"
+            + verdict_text(check)
+        )
+    return case
+
+
+def _suite(check: TargetCheck) -> ET.Element:
+    outcomes = [r.outcome for r in check.results]
+    time_s = f"{check.observations.duration_s:.3f}"
+    suite = ET.Element(
+        "testsuite",
+        name=_xml_text(check.name),
+        tests=str(len(outcomes)),
+        failures=str(outcomes.count("fail")),
+        errors=str(outcomes.count("inconclusive")),
+        skipped="0",
+        time=time_s,
+    )
+    timestamp = _timestamp(check.observations.started_at)
+    if timestamp is not None:
+        suite.set("timestamp", timestamp)
+    properties = ET.SubElement(suite, "properties")
+    for path in check.observations.paths:
+        value = path.url + (f" via {path.proxy}" if path.proxy else "")
+        ET.SubElement(properties, "property", name=f"path.{path.name}", value=_xml_text(value))
+    verdict = check.diagnosis.verdict
+    ET.SubElement(properties, "property", name="verdict.status", value=verdict.status)
+    ET.SubElement(properties, "property", name="verdict.culprit", value=verdict.culprit)
+    for result in check.results:
+        suite.append(_case(check, result, time_s))
+    ET.SubElement(suite, "system-out").text = _xml_text(verdict_text(check))
+    return suite
+
+
+def render_junit(checks: list[TargetCheck], duration_s: float) -> str:
+    """The whole check as a JUnit XML document (UTF-8, with its declaration)."""
+    outcomes = [r.outcome for check in checks for r in check.results]
+    root = ET.Element(
+        "testsuites",
+        name=SUITES_NAME,
+        tests=str(len(outcomes)),
+        failures=str(outcomes.count("fail")),
+        errors=str(outcomes.count("inconclusive")),
+        skipped="0",
+        time=f"{duration_s:.3f}",
+    )
+    root.extend(_suite(check) for check in checks)
+    ET.indent(root)
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
