@@ -10,8 +10,25 @@ from dataclasses import dataclass, field
 
 from wsdoctor.observations import ConnectionRecord, HandshakeFailure, PathResult
 
-PEER_CLOSES = ("close_frame", "eof", "reset")
 IMMEDIATE_CLOSE_S = 0.3  # a close this soon after opening is a refusal, not an idle timeout
+
+
+def closed_by_peer(record: ConnectionRecord) -> bool:
+    """The far side ended it: a FIN, a RST, or a close frame the server sent first."""
+    ending = record.ending
+    return ending.kind in ("eof", "reset") or (
+        ending.kind == "close_frame" and ending.initiator != "client"
+    )
+
+
+def protocol_violations(path: PathResult) -> list[ConnectionRecord]:
+    """Connections the probe had to close because the server broke the WebSocket protocol."""
+    return [
+        c
+        for stage in path.stages
+        for c in stage.connections
+        if c.ending.kind == "close_frame" and c.ending.initiator == "client"
+    ]
 
 
 def tolerance(seconds: float) -> float:
@@ -135,7 +152,7 @@ def _silent_drop(records: list[ConnectionRecord], answered: list[float]) -> Idle
             how="silent",
             samples=len(beyond),
             survived_rungs=below,
-            reset_on_send=any(c.ending.kind in PEER_CLOSES for c in beyond),
+            reset_on_send=any(closed_by_peer(c) for c in beyond),
         )
     return None
 
@@ -153,7 +170,7 @@ def idle_drop(path: PathResult) -> IdleDrop | None:
     closed = [
         c
         for c in records
-        if c.ending.kind in PEER_CLOSES and not _pinged(c) and c.ending.age_s >= IMMEDIATE_CLOSE_S
+        if closed_by_peer(c) and not _pinged(c) and c.ending.age_s >= IMMEDIATE_CLOSE_S
     ]
     return _timed_drop(closed, answered) or _silent_drop(records, answered)
 
@@ -167,7 +184,7 @@ def keeper_fates(path: PathResult, drop: IdleDrop) -> list[KeeperFate]:
     for c in stage.connections:
         if not c.handshake.ok or c.interval_s is None or c.interval_s >= drop.low_s:
             continue
-        ended_by_peer = c.ending.kind in PEER_CLOSES or c.ending.kind == "silent"
+        ended_by_peer = closed_by_peer(c) or c.ending.kind == "silent"
         slack = tolerance(drop.high_s) + (c.interval_s if c.ending.kind == "silent" else 0.0)
         died_with_drop = (
             ended_by_peer
@@ -243,6 +260,7 @@ def server_closes(path: PathResult, drop: IdleDrop | None) -> list[ConnectionRec
         for stage in path.stages
         for c in stage.connections
         if c.ending.kind == "close_frame"
+        and c.ending.initiator != "client"
         and c.ending.age_s >= IMMEDIATE_CLOSE_S
         and not _explained(c, drop)
     ]
@@ -254,7 +272,7 @@ def immediate_closes(path: PathResult) -> list[ConnectionRecord]:
         c
         for stage in path.stages
         for c in stage.connections
-        if c.ending.kind in PEER_CLOSES and c.ending.age_s < IMMEDIATE_CLOSE_S
+        if closed_by_peer(c) and c.ending.age_s < IMMEDIATE_CLOSE_S
     ]
 
 

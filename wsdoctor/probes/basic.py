@@ -16,6 +16,7 @@ from wsdoctor.probes.stats import rtt_stats
 ECHO_PING_TIMEOUT_S = 2.0
 REPLY_TIMEOUT_S = 2.0
 SAMPLE_GAP_S = 0.05
+MAX_LOST_IN_A_ROW = 3
 
 
 def failed_record(record_id: str, error: HandshakeError, opened_at: float) -> ConnectionRecord:
@@ -68,14 +69,18 @@ async def _await_reply(probe: ProbeConnection, timeout_s: float) -> str | bytes 
 
 async def _sample_protocol_rtt(probe: ProbeConnection, count: int) -> tuple[list[float], int]:
     samples: list[float] = []
-    lost = 0
+    lost = streak = 0
     for _ in range(count):
         rtt = await probe.ping(ECHO_PING_TIMEOUT_S)
         if rtt is None:
             lost += 1
+            streak += 1
+            if streak >= MAX_LOST_IN_A_ROW:
+                break  # the silence is the finding; leave the silent mark in place
             probe.silent_at = None  # one lost pong is a sample here, not the end
         else:
             samples.append(rtt)
+            streak = 0
         await asyncio.sleep(SAMPLE_GAP_S)
     return samples, lost
 

@@ -204,6 +204,18 @@ class ProbeConnection:
             )
         if self.closed_locally:
             return Ending(kind="local", age_s=age, idle_s=idle, initiator="client")
+        if proto.close_sent is not None:  # the client library failed the connection itself
+            cause = proto.parser_exc or conn.connection_exc
+            return Ending(
+                kind="close_frame",
+                age_s=age,
+                idle_s=idle,
+                code=proto.close_sent.code,
+                reason=proto.close_sent.reason or None,
+                initiator="client",
+                detail="the server broke the protocol: "
+                + (str(cause)[:200] if cause else f"close {proto.close_sent.code}"),
+            )
         if conn.lost_at is None:
             return Ending(kind="open", age_s=age, idle_s=idle)
         if isinstance(conn.lost_exc, ConnectionResetError):

@@ -14,6 +14,7 @@ RESTART_CODES = {1001, 1012}
 OVERLOAD_CODES = {1013}
 REFUSAL_RANK = 75
 RESTART_RANK = 60
+PROTOCOL_RANK = 85
 
 
 def _describe(records: list[ConnectionRecord]) -> str:
@@ -90,10 +91,40 @@ def _later(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
     )
 
 
+def _violations(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
+    details = sorted({c.ending.detail or f"close {c.ending.code}" for c in records})
+    codes = ", ".join(sorted({str(c.ending.code) for c in records}))
+    return Judgement(
+        Finding(
+            "protocol_error",
+            "error",
+            "The server broke the WebSocket protocol",
+            [
+                f"{path.name}: {len(records)} connection(s) closed by wsdoctor with {codes}: "
+                + "; ".join(details[:3])
+            ],
+            "Check the server and any proxy that rewrites the stream (a proxy that does not "
+            "switch protocols after 101, a broken extension, bad UTF-8, oversized messages).",
+        ),
+        culprit="none",
+        hop=None,
+        confidence=0.7,
+        rank=PROTOCOL_RANK,
+        status="inconclusive",
+        summary=f"The {path.name} path broke the WebSocket protocol ({details[0]}); no drop "
+        f"cause could be measured past it.",
+        remedies=["Fix what sends invalid frames on this path, then probe again."],
+    )
+
+
 def judge_server_closes(obs: Observations) -> list[Judgement]:
-    """Connections the server ended on purpose: at once (a refusal) or later, unexplained."""
+    """Connections the server ended on purpose: at once (a refusal) or later, unexplained;
+    and connections wsdoctor had to close because the server broke the protocol."""
     out = []
     for path in obs.paths:
+        violations = facts.protocol_violations(path)
+        if violations:
+            out.append(_violations(path, violations))
         immediate = facts.immediate_closes(path)
         if immediate:
             out.append(_immediate(path, immediate))
