@@ -13,9 +13,13 @@ from typing import Annotated
 import typer
 
 from wsdoctor import __version__
+from wsdoctor.commands.capacity import capacity
+from wsdoctor.commands.check import check
 from wsdoctor.commands.demo import demo
+from wsdoctor.commands.host import host
 from wsdoctor.commands.probe import compare, probe
 from wsdoctor.commands.serve import serve
+from wsdoctor.commands.watch import watch
 
 app = typer.Typer(
     name="wsdoctor",
@@ -48,6 +52,10 @@ app.command()(probe)
 app.command()(compare)
 app.command()(serve)
 app.command()(demo)
+app.command()(check)
+app.command()(watch)
+app.command()(capacity)
+app.command()(host)
 
 
 def main() -> None:

@@ -156,6 +156,7 @@ class Step:
     ending: Ending | None = None
     status: int | None = None  # an HTTP status seen at this step (429, 503)
     elapsed_s: float = 0.0
+    phase: str | None = None  # part of the stage: "ramp", "recovery", "storm", ...
 
 
 @dataclass
@@ -186,6 +187,7 @@ class Disconnect:
     ending: Ending
     reconnect_delay_s: float | None = None
     reconnect_attempts: int = 0
+    failure: HandshakeFailure | None = None  # the last failed handshake before it came back
 
 
 @dataclass
@@ -198,6 +200,7 @@ class WatchLog:
     disconnects: list[Disconnect] = field(default_factory=list)
     rtt: RttStats | None = None
     reconnect_times_s: list[float] = field(default_factory=list)
+    loop_lag: LoopLag | None = None
 
 
 @dataclass

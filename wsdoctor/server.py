@@ -7,6 +7,7 @@ a maximum age the way real servers do: with a close frame, a bare TCP FIN, or a 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import socket
@@ -38,6 +39,9 @@ class ServeOptions:
     max_age_s: float | None = None
     max_age_close: CloseKind = "frame"
     max_message_bytes: int = 1 << 20
+    max_messages_per_s: float | None = None
+    rate_close_code: int = 1008
+    max_connections: int | None = None  # answer HTTP 503 to handshakes beyond this many open
 
 
 class _TrackedConnection(ServerConnection):
@@ -66,9 +70,20 @@ def _reply(message: str | bytes) -> str | bytes:
     return message
 
 
-async def _echo(ws: ServerConnection) -> None:
+async def _echo(ws: ServerConnection, options: ServeOptions) -> None:
+    """Answer every message; close when more than ``max_messages_per_s`` arrive in 1 s."""
+    limit = options.max_messages_per_s
+    arrivals: collections.deque[float] = collections.deque()
     with contextlib.suppress(ConnectionClosed):
         async for message in ws:
+            if limit is not None:
+                now = ws.loop.time()
+                arrivals.append(now)
+                while arrivals[0] <= now - 1.0:
+                    arrivals.popleft()
+                if len(arrivals) > limit:
+                    await ws.close(options.rate_close_code, "message rate limit")
+                    return
             await ws.send(_reply(message))
 
 
@@ -107,9 +122,9 @@ async def _close(ws: ServerConnection, kind: CloseKind, reason: str) -> None:
 
 async def _handle(ws: _TrackedConnection, options: ServeOptions) -> None:
     if options.idle_timeout_s is None and options.max_age_s is None:
-        await _echo(ws)
+        await _echo(ws, options)
         return
-    echo = asyncio.create_task(_echo(ws))
+    echo = asyncio.create_task(_echo(ws, options))
     due = asyncio.create_task(_due(ws, options))
     try:
         done, _ = await asyncio.wait({echo, due}, return_when=asyncio.FIRST_COMPLETED)
@@ -120,6 +135,22 @@ async def _handle(ws: _TrackedConnection, options: ServeOptions) -> None:
         echo.cancel()
         due.cancel()
         await asyncio.gather(echo, due, return_exceptions=True)
+
+
+def _admission(limit: int | None) -> Callable[[ServerConnection, object], object] | None:
+    """A ``process_request`` hook answering HTTP 503 while ``limit`` connections are open."""
+    if limit is None:
+        return None
+    admitted: set[ServerConnection] = set()
+
+    def admit(ws: ServerConnection, request: object) -> object:
+        if len(admitted) >= limit:
+            return ws.respond(503, "Too many connections\n")
+        admitted.add(ws)
+        ws.connection_lost_waiter.add_done_callback(lambda _: admitted.discard(ws))
+        return None
+
+    return admit
 
 
 @asynccontextmanager
@@ -137,6 +168,7 @@ async def running_server(options: ServeOptions) -> AsyncIterator[int]:
         ping_interval=options.ping_interval_s,
         max_size=options.max_message_bytes,
         create_connection=_TrackedConnection,
+        process_request=_admission(options.max_connections),  # type: ignore[arg-type]
     ) as server:
         yield server.sockets[0].getsockname()[1]
 

@@ -31,6 +31,19 @@ def serve(
         str,
         typer.Option("--close-with", help="How timeouts end connections: frame, fin or rst."),
     ] = "frame",
+    max_messages_per_s: Annotated[
+        float | None,
+        typer.Option(
+            "--max-messages-per-s", help="Close clients sending more than N messages in 1 s."
+        ),
+    ] = None,
+    rate_close_code: Annotated[
+        int, typer.Option("--rate-close-code", help="Close code for that: 1008 or 1013.")
+    ] = 1008,
+    max_connections: Annotated[
+        int | None,
+        typer.Option("--max-connections", help="Answer HTTP 503 beyond N open connections."),
+    ] = None,
 ) -> None:
     """Run the reference WebSocket endpoint (echo, JSON pings, optional bad behaviour)."""
     import asyncio
@@ -39,6 +52,10 @@ def serve(
 
     if close_with not in ("frame", "fin", "rst"):
         fail("--close-with must be frame, fin or rst")
+    if max_messages_per_s is not None and not 0 < max_messages_per_s <= 1_000_000:
+        fail(f"--max-messages-per-s must be between 0 and 1000000, got {max_messages_per_s}")
+    if rate_close_code not in (1008, 1013):
+        fail(f"--rate-close-code must be 1008 or 1013, got {rate_close_code}")
     for name, value in (
         ("--ping-interval", ping_interval),
         ("--idle-timeout", idle_timeout),
@@ -57,7 +74,12 @@ def serve(
         idle_close=close_with,  # type: ignore[arg-type]
         max_age_s=max_age,
         max_age_close=close_with,  # type: ignore[arg-type]
+        max_messages_per_s=max_messages_per_s,
+        rate_close_code=rate_close_code,
+        max_connections=max_connections,
     )
+    if max_connections is not None and max_connections < 1:
+        fail(f"--max-connections must be at least 1, got {max_connections}")
 
     def ready(bound: int) -> None:
         typer.echo(f"wsdoctor serve: listening on ws://{host}:{bound}/ (Ctrl-C to stop)", err=True)

@@ -26,7 +26,7 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
             confidence=0.0,
             remedies=["Run the probe again, for longer (--max-idle), without interrupting it."],
         )
-    status = "healthy" if best.culprit == "none" else "problem"
+    status = best.status or ("healthy" if best.culprit == "none" else "problem")
     confidence = best.confidence
     summary = best.summary
     if best.culprit == "none" and interrupted:
@@ -43,6 +43,8 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
         confidence=round(confidence, 2),
         idle_timeout_s=best.idle_timeout_s,
         lifetime_cap_s=best.lifetime_cap_s,
+        connection_limit=best.connection_limit,
+        max_message_bytes=best.max_message_bytes,
         remedies=list(best.remedies),
     )
 

@@ -7,6 +7,7 @@ candidate verdict). Adding a culprit is adding a rule here and its facts to ``kn
 from __future__ import annotations
 
 from wsdoctor.diagnosis.rules.base import Judgement, Rule
+from wsdoctor.diagnosis.rules.capacity import judge_capacity
 from wsdoctor.diagnosis.rules.closes import judge_server_closes
 from wsdoctor.diagnosis.rules.handshake import judge_handshake
 from wsdoctor.diagnosis.rules.health import (
@@ -15,7 +16,10 @@ from wsdoctor.diagnosis.rules.health import (
     judge_probe_lag,
     judge_server_pings,
 )
+from wsdoctor.diagnosis.rules.host import judge_host
 from wsdoctor.diagnosis.rules.idle import judge_idle
+from wsdoctor.diagnosis.rules.limits import judge_message_rate, judge_message_size, judge_stages_ok
+from wsdoctor.diagnosis.rules.watch import judge_watch
 
 __all__ = ["RULES", "Judgement", "Rule"]
 
@@ -25,6 +29,12 @@ RULES: tuple[Rule, ...] = (
     Rule("server_closes", "Connections the server ends on purpose", (), judge_server_closes),
     Rule("healthy", "Idle connections survive", ("idle",), judge_healthy),
     Rule("server_heartbeat", "Server heartbeat", ("echo", "idle"), judge_server_pings),
-    Rule("instability", "Path stability", ("echo",), judge_instability),
+    Rule("instability", "Path stability", (), judge_instability),
+    Rule("message_size", "Message size limit", ("size",), judge_message_size),
+    Rule("message_rate", "Message rate limit", ("rate",), judge_message_rate),
+    Rule("stages_ok", "Requested stages pass", (), judge_stages_ok),
     Rule("probe_lag", "The probe is not the fault", (), judge_probe_lag),
+    Rule("capacity", "Concurrent connection limits", ("capacity",), judge_capacity),
+    Rule("host", "Host limits on connections", (), judge_host),
+    Rule("watch", "Drops seen by wsdoctor watch", (), judge_watch),
 )

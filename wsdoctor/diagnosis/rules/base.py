@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wsdoctor.diagnosis.model import Culprit, Finding, Hop
+from wsdoctor.diagnosis.model import Culprit, Finding, Hop, Status
 from wsdoctor.observations import Observations
 
 
@@ -21,9 +21,12 @@ class Judgement:
     remedies: list[str] = field(default_factory=list)
     idle_timeout_s: float | None = None
     lifetime_cap_s: float | None = None
+    connection_limit: int | None = None
+    max_message_bytes: int | None = None
     rank: int = 0
     casts_doubt: bool = False
     relies_on_pongs: bool = False
+    status: Status | None = None  # overrides the status the culprit implies
 
 
 @dataclass(frozen=True)
