@@ -21,7 +21,16 @@ from websockets.asyncio.server import serve
 from wsdoctor.report.json_report import validate_report
 from wsdoctor.server import ServeOptions, running_server
 
-FAST = ("--open-timeout", "2", "--max-idle", "2", "--json", "-")
+FAST = (
+    "--open-timeout",
+    "2",
+    "--max-idle",
+    "2",
+    "--stages",
+    "handshake,echo,idle,heartbeat",
+    "--json",
+    "-",
+)
 
 
 async def never_answers(reader, writer) -> None:  # noqa: ANN001

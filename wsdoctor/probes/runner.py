@@ -41,15 +41,11 @@ async def run_path(
 ) -> None:
     """Run every planned stage over one path, appending each stage to ``result`` as it ends."""
     status.stage = "handshake"
-    handshake, from_http = await asyncio.gather(
-        handshake_stage(path, plan, run_started),
-        plain_http_fingerprints(path, plan.connect),
-    )
+    handshake = await handshake_stage(path, plan, run_started)
     result.stages.append(handshake)
-    from_upgrade = recognise(handshake.connections[0].handshake.headers, "upgrade")
-    named = {f.name for f in from_upgrade}
-    result.fingerprints = from_upgrade + [f for f in from_http if f.name not in named]
+    result.fingerprints = recognise(handshake.connections[0].handshake.headers, "upgrade")
     if not handshake.connections[0].handshake.ok:
+        await _add_http_fingerprints(path, plan, result)
         status.stage = "done"
         return
     echo = None
@@ -58,7 +54,8 @@ async def run_path(
         echo = await echo_stage(path, plan, run_started)
         result.stages.append(echo)
     # Stability only pings on its own connection: it runs beside the idle stage at no cost.
-    beside: dict[str, Awaitable[None]] = {}
+    # The plain HTTP request is light, and its set-up runs in a thread: it cannot skew timings.
+    beside: dict[str, Awaitable[None]] = {"fingerprint": _add_http_fingerprints(path, plan, result)}
     if "idle" in plan.stages or "heartbeat" in plan.stages:
         beside["idle"] = idle_stages(
             path,
@@ -74,10 +71,17 @@ async def run_path(
         beside["stability"] = stability_stage(
             path, plan, run_started, ping_timeout_for(echo), status, result.stages
         )
-    if beside:
-        status.stage = " + ".join(beside)
+    if len(beside) > 1:
+        status.stage = " + ".join(name for name in beside if name != "fingerprint")
         await asyncio.gather(*beside.values())
     status.stage = "done"
+
+
+async def _add_http_fingerprints(path: PathSpec, plan: Plan, result: PathResult) -> None:
+    """Add what a plain HTTP request to the same origin recognises."""
+    named = {f.name for f in result.fingerprints}
+    found = await plain_http_fingerprints(path, plan.connect)
+    result.fingerprints.extend(f for f in found if f.name not in named)
 
 
 async def run_load_stages(
