@@ -17,6 +17,7 @@ from wsdoctor.diagnosis.engine import diagnose
 from wsdoctor.diagnosis.model import Diagnosis
 from wsdoctor.observations import Observations
 from wsdoctor.plan import Plan
+from wsdoctor.signals import cancel_on_signals
 
 EXIT_HEALTHY = 0
 EXIT_PROBLEM = 1
@@ -82,27 +83,12 @@ async def _run(
     from wsdoctor.probes.runner import run_plan
     from wsdoctor.probes.status import RunStatus
 
-    loop = asyncio.get_running_loop()
     status = RunStatus()
-    stopped_by: list[int] = []
-
-    def stop(signum: int) -> None:
-        if not stopped_by:
-            stopped_by.append(signum)
-            work.cancel()
-
     async with fixture() if fixture else _nothing():
         work = asyncio.create_task(run_plan(plan, status, observations))
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop, signum)
-        try:
+        with cancel_on_signals(work) as stopped_by:
             await show_progress(work, outputs, status)
             await work
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(signum)
     return stopped_by[0] if stopped_by else None
 
 

@@ -125,7 +125,6 @@ def _require_loopback(url: str) -> None:
 def _execute(path, connect, capacity_plan, json_out: str | None, no_color: bool) -> int:  # noqa: ANN001
     """Ramp with a live display, diagnose, render; return the exit code."""
     import asyncio
-    import contextlib
     import signal
 
     from wsdoctor.diagnosis.engine import diagnose
@@ -133,26 +132,19 @@ def _execute(path, connect, capacity_plan, json_out: str | None, no_color: bool)
     from wsdoctor.observations import Observations
     from wsdoctor.probes.capacity import run_capacity
     from wsdoctor.probes.status import RunStatus
+    from wsdoctor.signals import cancel_on_signals
 
     outputs = Outputs(json_path=json_out, color=use_color(no_color))
     observations = Observations(started_at="", duration_s=0.0)
     stopped_by: list[int] = []
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
         status = RunStatus()
         work = asyncio.create_task(run_capacity(path, connect, capacity_plan, status, observations))
-
-        def stop(signum: int) -> None:
-            if not stopped_by:
-                stopped_by.append(signum)
-                work.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop, signum)
-        await show_progress(work, outputs, status)
-        await work
+        with cancel_on_signals(work) as received:
+            await show_progress(work, outputs, status)
+            await work
+        stopped_by.extend(received)
 
     try:
         asyncio.run(main())

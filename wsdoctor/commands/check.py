@@ -8,7 +8,6 @@ code is 0 when every expectation holds, 1 when one fails, 3 when one could not b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
@@ -245,27 +244,12 @@ def _check(
 async def _run_all(runs: list[_Run], color: bool, secrets: list[str]) -> int | None:
     """Probe every target concurrently, showing progress; return the signal that stopped it."""
     from wsdoctor.probes.runner import run_plan
+    from wsdoctor.signals import cancel_on_signals
 
-    loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(run_plan(run.plan, run.status, run.observations)) for run in runs]
-    stopped_by: list[int] = []
-
-    def stop(signum: int) -> None:
-        if not stopped_by:
-            stopped_by.append(signum)
-            for task in tasks:
-                task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop, signum)
-    try:
+    with cancel_on_signals(*tasks) as stopped_by:
         await _progress(runs, tasks, color, secrets)
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signum)
     for run, outcome in zip(runs, outcomes):
         if isinstance(outcome, asyncio.CancelledError):
             run.observations.interrupted = True

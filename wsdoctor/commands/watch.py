@@ -317,30 +317,15 @@ async def _run(
     """Run the watch with its display until the duration ends or a signal stops it."""
     import asyncio
     import contextlib
-    import signal
 
     from wsdoctor.probes.watch import run_watch
+    from wsdoctor.signals import cancel_on_signals
 
-    loop = asyncio.get_running_loop()
-    stopped_by: list[int] = []
     work = asyncio.create_task(run_watch(plan, observations, status, sink))
-
-    def stop(signum: int) -> None:
-        if not stopped_by:
-            stopped_by.append(signum)
-            work.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop, signum)
-    try:
+    with cancel_on_signals(work) as stopped_by:
         await _display(work, observations, status, sink, console)
         with contextlib.suppress(asyncio.CancelledError):
             await work
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signum)
     return stopped_by[0] if stopped_by else None
 
 
