@@ -123,6 +123,15 @@ def test_handshake_failures(reason: str, status: int | None, culprit: str, advic
     assert_names_setting(verdict.remedies, advice)
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_gateway_errors_place_the_fault_behind_the_proxy(status: int) -> None:
+    diagnosis = run(failed_handshake_path("via-proxy", "http_status", status))
+    verdict = diagnosis.verdict
+    assert (verdict.status, verdict.culprit, verdict.hop) == ("problem", "unreachable", "proxy")
+    assert f"HTTP {status}" in verdict.summary
+    assert_names_setting(verdict.remedies, "backend")
+
+
 def test_505_names_the_missing_nginx_setting() -> None:
     diagnosis = run(failed_handshake_path("direct", "http_status", 505))
     assert "proxy_http_version 1.1" in evidence(diagnosis, "upgrade_blocked")

@@ -8,6 +8,7 @@ from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.observations import HandshakeFailure, Observations, PathResult
 
 _UPGRADE_BLOCKED_STATUSES = {200, 400, 426, 505}
+_GATEWAY_STATUSES = {502, 504}
 WORKING_PATH_ELSEWHERE_RANK = 60  # below idle findings: a working path may say more
 
 
@@ -95,6 +96,25 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
                 "HAProxy and most load balancers pass upgrades by default: check that the "
                 "route points at the WebSocket backend and that no WAF or CDN rule strips "
                 "Upgrade/Connection.",
+            ],
+        )
+    if failure.reason == "http_status" and status in _GATEWAY_STATUSES:
+        return Judgement(
+            Finding(
+                "unreachable",
+                "error",
+                f"A gateway answered HTTP {status}: the backend behind it is unreachable",
+                [f"{failure.message} {where}"],
+            ),
+            culprit="unreachable",
+            hop="proxy",
+            confidence=0.8,
+            rank=100,
+            summary=f"A proxy answered the handshake with HTTP {status} {where}: it could not "
+            "reach the WebSocket backend.",
+            remedies=[
+                "Check that the backend is up and that the proxy's upstream address, port and "
+                "timeouts (proxy_connect_timeout, timeout connect) are right."
             ],
         )
     if failure.reason == "http_status":

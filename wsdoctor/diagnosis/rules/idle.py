@@ -134,7 +134,9 @@ def _known_match(path: PathResult, drop: IdleDrop) -> tuple[str, Intermediary | 
     return f"matches {names}", known[0]
 
 
-def _where_and_fix(culprit: Culprit, intermediary: Intermediary | None) -> tuple[str, str]:
+def _where_and_fix(
+    culprit: Culprit, hop: Hop | None, intermediary: Intermediary | None
+) -> tuple[str, str]:
     if culprit == "nat_firewall_idle_drop":
         return (
             "a NAT, firewall or L4 load balancer on the path forgets idle connections",
@@ -150,6 +152,13 @@ def _where_and_fix(culprit: Culprit, intermediary: Intermediary | None) -> tuple
     where = {
         "cdn_idle_release": "the CDN edge releases idle connections",
     }.get(culprit, "an intermediary closes idle connections")
+    if hop is None and intermediary is None:
+        return (
+            "something on the path closes idle connections without a close frame, most likely "
+            "a proxy or load balancer, possibly the server itself",
+            f"Raise the idle timeout of the proxy or load balancer ({GENERIC_PROXY_SETTINGS}), "
+            "or the server's if it is the one closing.",
+        )
     if intermediary is None:
         return where, f"Raise the proxy's idle timeout ({GENERIC_PROXY_SETTINGS})."
     return where, (
@@ -185,7 +194,7 @@ def _idle_verdict(
         )
     if match:
         evidence.append(f"{_seconds(drop.idle_s)}: {match}")
-    where, fix = _where_and_fix(culprit, intermediary)
+    where, fix = _where_and_fix(culprit, hop, intermediary)
     hop_text = f" at the {hop} hop" if hop else ""
     return Judgement(
         Finding(
