@@ -170,4 +170,6 @@ def test_demo_names_the_proxy_idle_timeout() -> None:
     assert verdict["hop"] == "proxy"
     assert abs(verdict["idle_timeout_s"] - 4.0) <= tolerance(4.0)
     assert re.search(r"\b4\.0 s", verdict["summary"])
+    side_by_side = result.stderr[result.stderr.index("Paths side by side") :]
+    assert re.search(r"idle drop\s+none seen\s+\d\.\d s by FIN", side_by_side)
     print(f"demo took {elapsed:.1f} s")

@@ -9,6 +9,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from wsdoctor.diagnosis import facts
 from wsdoctor.diagnosis.model import Diagnosis, Finding, Verdict
 from wsdoctor.observations import Observations, PathResult, StageResult
 from wsdoctor.report.text import (
@@ -34,6 +35,8 @@ def render_terminal(observations: Observations, diagnosis: Diagnosis, console: C
     """Print the verdict, the findings, and per path its stage table and connection timeline."""
     console.print(_verdict_panel(observations, diagnosis.verdict))
     console.print(_findings(diagnosis.findings))
+    if len(observations.paths) > 1:
+        console.print(_side_by_side(observations.paths))
     for path in observations.paths:
         console.print()
         console.print(Rule(_path_title(path), align="left"))
@@ -42,6 +45,45 @@ def render_terminal(observations: Observations, diagnosis: Diagnosis, console: C
             console.print(Text(f"Recognised: {names}"))
         console.print(_stage_table(path))
         console.print(_timeline_table(path))
+
+
+def _side_by_side(paths: list[PathResult]) -> Table:
+    """The paths as columns, innermost first: where drops begin and how each ended."""
+    table = Table(box=box.SIMPLE_HEAD, title=Text("Paths side by side"), title_justify="left")
+    table.add_column("")
+    for path in paths:
+        table.add_column(path.name)
+    rows = {
+        "handshake": [_first_handshake(p) for p in paths],
+        "RTT": [_first_rtt(p) for p in paths],
+        "idle drop": [_idle_drop_text(p) for p in paths],
+        "idle survived": [format_seconds(facts.idle_survived_s(p)) for p in paths],
+        "recognised": [", ".join(f.name for f in p.fingerprints) or MISSING for p in paths],
+    }
+    for label, cells in rows.items():
+        table.add_row(Text(label, style="bold"), *(Text(cell) for cell in cells))
+    return table
+
+
+def _first_handshake(path: PathResult) -> str:
+    stage = path.stage("handshake")
+    if stage is None or not stage.connections:
+        return MISSING
+    return describe_handshake(stage.connections[0].handshake)
+
+
+def _first_rtt(path: PathResult) -> str:
+    stage = path.stage("echo")
+    stats = [r for r in stage.rtt if r.kind == "protocol"] if stage else []
+    return f"p50 {stats[0].p50_ms:.1f} / p99 {stats[0].p99_ms:.1f} ms" if stats else MISSING
+
+
+def _idle_drop_text(path: PathResult) -> str:
+    drop = facts.idle_drop(path)
+    if drop is None:
+        return "none seen"
+    how = {"eof": "FIN", "reset": "RST", "close_frame": "close frame", "silent": "silence"}
+    return f"{format_seconds(drop.idle_s)} by {how.get(drop.how, drop.how)}"
 
 
 def _verdict_panel(observations: Observations, verdict: Verdict) -> Panel:
