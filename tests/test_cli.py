@@ -173,3 +173,16 @@ def test_demo_names_the_proxy_idle_timeout() -> None:
     side_by_side = result.stderr[result.stderr.index("Paths side by side") :]
     assert re.search(r"idle drop\s+none seen\s+\d\.\d s by FIN", side_by_side)
     print(f"demo took {elapsed:.1f} s")
+
+
+def test_environment_proxy_is_honoured_and_no_proxy_ignores_it(serve_url: str) -> None:
+    proxy = f"http://127.0.0.1:{free_port()}"
+    env = {"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+    args = ("probe", serve_url, "--stages", "handshake", "--json", "-")
+    report = json_report(run_cli(*args, env=env))
+    assert [p["name"] for p in report["paths"]] == ["direct", "via-proxy"]
+    via = report["paths"][1]
+    assert via["proxy"] == proxy
+    assert via["stages"][0]["connections"][0]["handshake"]["failure"]["reason"] == "refused"
+    ignored = json_report(run_cli(*args, "--no-proxy", env=env))
+    assert [p["name"] for p in ignored["paths"]] == ["direct"]

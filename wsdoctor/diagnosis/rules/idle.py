@@ -196,6 +196,8 @@ def _idle_verdict(
         evidence.append(f"{_seconds(drop.idle_s)}: {match}")
     where, fix = _where_and_fix(culprit, hop, intermediary)
     hop_text = f" at the {hop} hop" if hop else ""
+    if hop == "proxy" and path.name != "direct":
+        hop_text += f" (first seen on {path.name})"
     return Judgement(
         Finding(
             culprit,
