@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
+from hostile import in_thread
 from labkit import LabRun, probe_lab, probe_urls, tolerance
 from websockets.asyncio.server import ServerConnection, serve
 
-from wsdoctor.server import ServeOptions
+from wsdoctor.lab import FaultConfig, FaultProxy
+from wsdoctor.server import ServeOptions, running_server
 
 
 def assert_heartbeat_remedy(remedies: list[str], idle_s: float) -> None:
@@ -124,3 +128,31 @@ def test_server_that_closes_at_once_is_not_an_idle_timeout(code: int, culprit: s
     assert run.verdict.culprit == culprit
     assert run.verdict.idle_timeout_s is None
     assert f"close {code} (go away)" in run.verdict.summary
+
+
+def test_three_entry_points_name_the_first_hop_that_drops() -> None:
+    """backend <- proxy A (no fault) <- proxy B (idle 3 s): the drop starts at B."""
+
+    @asynccontextmanager
+    async def chain() -> AsyncIterator[int]:
+        async with AsyncExitStack() as stack:
+            port = await stack.enter_async_context(running_server(ServeOptions(port=0)))
+            inner = await stack.enter_async_context(FaultProxy(FaultConfig("127.0.0.1", port)))
+            outer_config = FaultConfig("127.0.0.1", inner.port, idle_timeout_s=3.0)
+            outer = await stack.enter_async_context(FaultProxy(outer_config))
+            ports.update(direct=port, inner=inner.port, outer=outer.port)
+            yield port
+
+    ports: dict[str, int] = {}
+    with in_thread(chain):
+        run = probe_urls(
+            {
+                "direct": f"ws://127.0.0.1:{ports['direct']}/",
+                "via-1": f"ws://127.0.0.1:{ports['inner']}/",
+                "via-2": f"ws://127.0.0.1:{ports['outer']}/",
+            }
+        )
+    verdict = run.verdict
+    assert (verdict.culprit, verdict.hop) == ("proxy_idle_timeout", "proxy")
+    assert abs(verdict.idle_timeout_s - 3.0) <= tolerance(3.0)
+    assert "first seen on via-2" in verdict.summary
