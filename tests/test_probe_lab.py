@@ -156,3 +156,11 @@ def test_three_entry_points_name_the_first_hop_that_drops() -> None:
     assert (verdict.culprit, verdict.hop) == ("proxy_idle_timeout", "proxy")
     assert abs(verdict.idle_timeout_s - 3.0) <= tolerance(3.0)
     assert "first seen on via-2" in verdict.summary
+
+
+def test_server_refusing_concurrent_probe_connections_is_a_limit() -> None:
+    run = probe_lab(server=ServeOptions(max_connections=8), max_idle=3.0, paths=("direct",))
+    verdict = run.verdict
+    assert verdict.culprit == "server_limits"
+    assert "connections_refused" in run.finding_codes()
+    assert verdict.connection_limit is not None and 6 <= verdict.connection_limit <= 8

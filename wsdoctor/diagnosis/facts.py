@@ -295,3 +295,20 @@ def lost_pongs(path: PathResult) -> tuple[int, int]:
     stats = [s for s in stage.rtt if s.kind == "protocol"]
     lost = sum(s.lost for s in stats)
     return lost, lost + sum(s.samples for s in stats)
+
+
+def refused_opens(path: PathResult) -> list[ConnectionRecord]:
+    """Probe connections after the first handshake that could not be opened."""
+    return [
+        c
+        for stage in path.stages
+        if stage.name != "handshake"
+        for c in stage.connections
+        if c.ending.kind == "handshake_failed"
+    ]
+
+
+def opened_in(path: PathResult, stage_name: str) -> int:
+    """How many connections of one stage were opened."""
+    stage = path.stage(stage_name)
+    return sum(1 for c in stage.connections if c.handshake.ok) if stage else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from wsdoctor.diagnosis.rules.base import Judgement, Rule
 from wsdoctor.diagnosis.rules.capacity import judge_capacity
-from wsdoctor.diagnosis.rules.closes import judge_server_closes
+from wsdoctor.diagnosis.rules.closes import judge_refused_opens, judge_server_closes
 from wsdoctor.diagnosis.rules.handshake import judge_handshake
 from wsdoctor.diagnosis.rules.health import (
     judge_healthy,
@@ -27,6 +27,7 @@ RULES: tuple[Rule, ...] = (
     Rule("handshake", "Opening handshake", ("handshake",), judge_handshake),
     Rule("idle", "Idle drops and where they happen", ("idle", "heartbeat"), judge_idle),
     Rule("server_closes", "Connections the server ends on purpose", (), judge_server_closes),
+    Rule("refused_opens", "Probe connections the server refused", (), judge_refused_opens),
     Rule("healthy", "Idle connections survive", ("idle",), judge_healthy),
     Rule("server_heartbeat", "Server heartbeat", ("echo", "idle"), judge_server_pings),
     Rule("instability", "Path stability", (), judge_instability),

@@ -15,6 +15,7 @@ OVERLOAD_CODES = {1013}
 REFUSAL_RANK = 75
 RESTART_RANK = 60
 PROTOCOL_RANK = 85
+REFUSED_RANK = 50  # below idle findings: what did open still measured the path
 
 
 def _describe(records: list[ConnectionRecord]) -> str:
@@ -131,4 +132,55 @@ def judge_server_closes(obs: Observations) -> list[Judgement]:
         later = facts.server_closes(path, facts.idle_drop(path))
         if later:
             out.append(_later(path, later))
+    return out
+
+
+def _refused(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
+    reasons = Counter(
+        f"HTTP {c.handshake.failure.status}"
+        if c.handshake.failure and c.handshake.failure.status
+        else (c.handshake.failure.reason if c.handshake.failure else "unknown")
+        for c in records
+    )
+    how = ", ".join(f"{n} x {reason}" for reason, n in reasons.most_common())
+    rate_limited = "HTTP 429" in reasons
+    held = facts.opened_in(path, "idle") + facts.opened_in(path, "heartbeat")
+    culprit: Culprit = "rate_limit" if rate_limited else "server_limits"
+    remedy = (
+        "The server limits how fast one client may connect: open connections more slowly, "
+        "reconnect with backoff and jitter, or raise the limit."
+        if rate_limited
+        else "The server refuses connections beyond a concurrency level: raise its limits "
+        "(ulimit -n, worker connections, per-IP limits), then probe again; "
+        "`wsdoctor capacity` measures the limit."
+    )
+    return Judgement(
+        Finding(
+            "connections_refused",
+            "warning",
+            "The server refused some probe connections",
+            [
+                f"{path.name}: {len(records)} of {len(records) + held} concurrent probe "
+                f"connections could not open ({how}) while {held} were open"
+            ],
+            remedy,
+        ),
+        culprit=culprit,
+        hop="server",
+        confidence=0.6,
+        rank=REFUSED_RANK,
+        connection_limit=None if rate_limited else held or None,
+        summary=f"The server on the {path.name} path refused new connections while {held} were "
+        f"open ({how}).",
+        remedies=[remedy],
+    )
+
+
+def judge_refused_opens(obs: Observations) -> list[Judgement]:
+    """Probe connections the server would not open once others were: a limit or a rate."""
+    out = []
+    for path in obs.paths:
+        refused = facts.refused_opens(path)
+        if refused:
+            out.append(_refused(path, refused))
     return out
