@@ -7,14 +7,11 @@ code is 0 when every expectation holds, 1 when one fails, 3 when one could not b
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
@@ -22,6 +19,8 @@ import typer
 from wsdoctor.commands.common import Debug, Headers, JsonOut, NoColor, build_plan, fail, use_color
 
 if TYPE_CHECKING:
+    import asyncio
+
     from rich.console import Console
 
     from wsdoctor.checkconfig import TargetSpec
@@ -203,6 +202,10 @@ def _check(
     runs: list[_Run], junit: str | None, markdown: str | None, json_out: str | None, color: bool
 ) -> int:
     """Run every target, judge it, write every output; return the exit code."""
+    import asyncio
+    import signal
+    from datetime import datetime, timezone
+
     from wsdoctor.diagnosis.engine import diagnose
     from wsdoctor.diagnosis.expectations import TargetCheck, evaluate, worst
     from wsdoctor.execute import EXIT_SIGINT, EXIT_SIGTERM
@@ -243,6 +246,8 @@ def _check(
 
 async def _run_all(runs: list[_Run], color: bool, secrets: list[str]) -> int | None:
     """Probe every target concurrently, showing progress; return the signal that stopped it."""
+    import asyncio
+
     from wsdoctor.probes.runner import run_plan
     from wsdoctor.signals import cancel_on_signals
 
@@ -271,6 +276,8 @@ async def _progress(
     runs: list[_Run], tasks: list[asyncio.Task[None]], color: bool, secrets: list[str]
 ) -> None:
     """A live table on a colour terminal; otherwise one plain line per target as it moves on."""
+    import asyncio
+
     from rich.console import Console
 
     console = Console(stderr=True, no_color=not color, highlight=False)
@@ -296,6 +303,8 @@ async def _progress(
 async def _live_progress(
     runs: list[_Run], tasks: list[asyncio.Task[None]], console: Console
 ) -> None:
+    import asyncio
+
     from rich.live import Live
     from rich.table import Table
 
