@@ -164,3 +164,20 @@ def test_server_refusing_concurrent_probe_connections_is_a_limit() -> None:
     assert verdict.culprit == "server_limits"
     assert "connections_refused" in run.finding_codes()
     assert verdict.connection_limit is not None and 6 <= verdict.connection_limit <= 8
+
+
+def test_server_pushing_messages_is_reported_as_hiding_idle_timeouts() -> None:
+    async def ticker(ws: ServerConnection) -> None:
+        for _ in range(200):  # bounded: 100 s at most
+            await ws.send("tick")
+            await asyncio.sleep(0.5)
+
+    async def main() -> LabRun:
+        async with serve(ticker, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            return await asyncio.to_thread(probe_urls, {"direct": f"ws://127.0.0.1:{port}/"}, 3.0)
+
+    run = asyncio.run(main())
+    assert run.verdict.status == "healthy"
+    push = next(f for f in run.diagnosis.findings if f.code == "server_push")
+    assert "every 0.5 s" in push.evidence[0]

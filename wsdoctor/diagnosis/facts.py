@@ -217,6 +217,21 @@ def server_ping_interval(path: PathResult) -> float | None:
     return round(statistics.median(intervals), 3) if intervals else None
 
 
+def server_push_interval(path: PathResult) -> float | None:
+    """The median gap between messages the server sent to sentinels, which never send."""
+    stage = path.stage("idle")
+    gaps = [
+        b.t - a.t
+        for c in (stage.connections if stage else [])
+        if c.role == "sentinel"
+        for a, b in zip(
+            [e for e in c.events if e.kind == "message_received"],
+            [e for e in c.events if e.kind == "message_received"][1:],
+        )
+    ]
+    return round(statistics.median(gaps), 3) if gaps else None
+
+
 def max_loop_lag_ms(path: PathResult) -> float:
     """The worst wake-up delay of the probe's own event loop over every stage."""
     return max((s.loop_lag.max_ms for s in path.stages if s.loop_lag), default=0.0)

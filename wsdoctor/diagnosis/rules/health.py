@@ -28,12 +28,15 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
             continue
         complete = idle.max_idle_s is not None and survived >= idle.max_idle_s
         evidence = [f"{path.name}: idle connections survived up to {_seconds(survived)}"]
-        server_ping = facts.server_ping_interval(path)
-        if server_ping is not None and server_ping < survived:
-            evidence.append(
-                f"{path.name}: the server pinged every {_seconds(server_ping)}, so no connection "
-                f"was idle longer than that; longer idle timeouts on the path stay hidden"
-            )
+        for interval, what in (
+            (facts.server_ping_interval(path), "pinged"),
+            (facts.server_push_interval(path), "sent a message"),
+        ):
+            if interval is not None and interval < survived:
+                evidence.append(
+                    f"{path.name}: the server {what} every {_seconds(interval)}, so no "
+                    "connection was idle longer than that; longer idle timeouts stay hidden"
+                )
         out.append(
             Judgement(
                 Finding("idle_ok", "info", "Idle connections survive", evidence),
@@ -42,7 +45,7 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
                 rank=10,
                 summary=f"No drop: idle connections survived {_seconds(survived)} on "
                 f"{', '.join(p.name for p in obs.paths)}"
-                + (" (the server's own pings kept them busy)." if len(evidence) > 1 else "."),
+                + (" (the server's own traffic kept them busy)." if len(evidence) > 1 else "."),
                 remedies=[
                     "Nothing to fix up to this idle time; probe longer with --max-idle if "
                     "your connections stay quiet for longer."
@@ -56,7 +59,7 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
 
 
 def judge_server_pings(obs: Observations) -> list[Judgement]:
-    """A server heartbeat hides idle timeouts longer than its interval: report it."""
+    """A server heartbeat (pings or pushed messages) hides longer idle timeouts: report it."""
     out = []
     for path in obs.paths:
         interval = facts.server_ping_interval(path)
@@ -77,6 +80,25 @@ def judge_server_pings(obs: Observations) -> list[Judgement]:
                 )
             )
         )
+        push = facts.server_push_interval(path)
+        if push is not None:
+            out.append(
+                Judgement(
+                    Finding(
+                        "server_push",
+                        "info",
+                        "The server sends messages on its own",
+                        [
+                            f"{path.name}: idle sentinels received a message every "
+                            f"{_seconds(push)} without sending anything",
+                            f"idle timeouts longer than {_seconds(push)} cannot show on this "
+                            "path while the server keeps sending",
+                        ],
+                        "Clients stay alive only while the server pushes; add a heartbeat for "
+                        "quiet periods.",
+                    )
+                )
+            )
     return out
 
 
