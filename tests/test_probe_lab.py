@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,6 +12,7 @@ import pytest
 from hostile import in_thread
 from labkit import LabRun, probe_lab, probe_urls, tolerance
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from wsdoctor.lab import FaultConfig, FaultProxy
 from wsdoctor.server import ServeOptions, running_server
@@ -168,9 +170,10 @@ def test_server_refusing_concurrent_probe_connections_is_a_limit() -> None:
 
 def test_server_pushing_messages_is_reported_as_hiding_idle_timeouts() -> None:
     async def ticker(ws: ServerConnection) -> None:
-        for _ in range(200):  # bounded: 100 s at most
-            await ws.send("tick")
-            await asyncio.sleep(0.5)
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(200):  # bounded: 100 s at most
+                await ws.send("tick")
+                await asyncio.sleep(0.5)
 
     async def main() -> LabRun:
         async with serve(ticker, "127.0.0.1", 0) as server:

@@ -58,28 +58,29 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
     return out
 
 
+def _server_ping_judgement(path: PathResult, interval: float) -> Judgement:
+    return Judgement(
+        Finding(
+            "server_heartbeat",
+            "info",
+            "The server pings on its own",
+            [
+                f"{path.name}: the server sent protocol pings every {_seconds(interval)}",
+                f"idle timeouts longer than {_seconds(interval)} cannot show on this path",
+            ],
+            "Browsers answer server pings automatically: keep this heartbeat below every "
+            "idle timeout on the path.",
+        )
+    )
+
+
 def judge_server_pings(obs: Observations) -> list[Judgement]:
     """A server heartbeat (pings or pushed messages) hides longer idle timeouts: report it."""
     out = []
     for path in obs.paths:
         interval = facts.server_ping_interval(path)
-        if interval is None:
-            continue
-        out.append(
-            Judgement(
-                Finding(
-                    "server_heartbeat",
-                    "info",
-                    "The server pings on its own",
-                    [
-                        f"{path.name}: the server sent protocol pings every {_seconds(interval)}",
-                        f"idle timeouts longer than {_seconds(interval)} cannot show on this path",
-                    ],
-                    "Browsers answer server pings automatically: keep this heartbeat below every "
-                    "idle timeout on the path.",
-                )
-            )
-        )
+        if interval is not None:
+            out.append(_server_ping_judgement(path, interval))
         push = facts.server_push_interval(path)
         if push is not None:
             out.append(
