@@ -71,9 +71,8 @@ async def run_path(
         beside["stability"] = stability_stage(
             path, plan, run_started, ping_timeout_for(echo), status, result.stages
         )
-    if len(beside) > 1:
-        status.stage = " + ".join(name for name in beside if name != "fingerprint")
-        await asyncio.gather(*beside.values())
+    status.stage = " + ".join(name for name in beside if name != "fingerprint") or "fingerprint"
+    await asyncio.gather(*beside.values())
     status.stage = "done"
 
 
