@@ -9,21 +9,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hmac
 import json
+import signal
 import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import DATA_OPCODES, Frame
+from websockets.http11 import Request, Response
 from websockets.protocol import Event
 
 CloseKind = Literal["frame", "fin", "rst"]
+Gate = Callable[[ServerConnection, Request], Response | None]
+
+LISTEN_BACKLOG = 1024  # room for bursts of new connections (asyncio's default is 100)
 
 
 @dataclass
@@ -42,6 +49,8 @@ class ServeOptions:
     max_messages_per_s: float | None = None
     rate_close_code: int = 1008
     max_connections: int | None = None  # answer HTTP 503 to handshakes beyond this many open
+    open_timeout_s: float = 10.0  # drop clients that have not completed the handshake by then
+    token: str | None = field(default=None, repr=False)  # else HTTP 401; never printed
 
 
 class _TrackedConnection(ServerConnection):
@@ -137,13 +146,13 @@ async def _handle(ws: _TrackedConnection, options: ServeOptions) -> None:
         await asyncio.gather(echo, due, return_exceptions=True)
 
 
-def _admission(limit: int | None) -> Callable[[ServerConnection, object], object] | None:
-    """A ``process_request`` hook answering HTTP 503 while ``limit`` connections are open."""
+def _admission(limit: int | None) -> Gate | None:
+    """A handshake gate answering HTTP 503 while ``limit`` connections are open."""
     if limit is None:
         return None
     admitted: set[ServerConnection] = set()
 
-    def admit(ws: ServerConnection, request: object) -> object:
+    def admit(ws: ServerConnection, request: Request) -> Response | None:
         if len(admitted) >= limit:
             return ws.respond(503, "Too many connections\n")
         admitted.add(ws)
@@ -151,6 +160,56 @@ def _admission(limit: int | None) -> Callable[[ServerConnection, object], object
         return None
 
     return admit
+
+
+def _same(given: str, expected: bytes) -> bool:
+    """Compare a client's token in constant time."""
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), expected)
+
+
+def presents_token(request: Request, token: str) -> bool:
+    """True when the request carries ``Authorization: Bearer <token>`` or ``?token=<token>``."""
+    expected = token.encode("utf-8", "surrogatepass")
+    for header in request.headers.get_all("Authorization"):
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "bearer" and _same(value, expected):
+            return True
+    query = urlsplit(request.path).query
+    return any(
+        name == "token" and _same(value, expected)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+    )
+
+
+def _token_gate(token: str | None) -> Gate | None:
+    """A handshake gate answering HTTP 401 to clients without the token."""
+    if token is None:
+        return None
+
+    def check(ws: ServerConnection, request: Request) -> Response | None:
+        if presents_token(request, token):
+            return None
+        response = ws.respond(401, "Missing or wrong token\n")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="wsdoctor"'
+        return response
+
+    return check
+
+
+def _gates(options: ServeOptions) -> Gate | None:
+    """The ``process_request`` hook: the token first, then the connection limit."""
+    gates = [g for g in (_token_gate(options.token), _admission(options.max_connections)) if g]
+    if not gates:
+        return None
+
+    def process_request(ws: ServerConnection, request: Request) -> Response | None:
+        for gate in gates:
+            response = gate(ws, request)
+            if response is not None:
+                return response
+        return None
+
+    return process_request
 
 
 @asynccontextmanager
@@ -168,7 +227,9 @@ async def running_server(options: ServeOptions) -> AsyncIterator[int]:
         ping_interval=options.ping_interval_s,
         max_size=options.max_message_bytes,
         create_connection=_TrackedConnection,
-        process_request=_admission(options.max_connections),  # type: ignore[arg-type]
+        process_request=_gates(options),
+        open_timeout=options.open_timeout_s,
+        backlog=LISTEN_BACKLOG,
     ) as server:
         yield server.sockets[0].getsockname()[1]
 
@@ -179,3 +240,27 @@ async def run_server(options: ServeOptions, ready: Callable[[int], object] | Non
         if ready is not None:
             ready(port)
         await asyncio.get_running_loop().create_future()
+
+
+async def serve_until_signalled(
+    options: ServeOptions, ready: Callable[[int], object] | None = None
+) -> int:
+    """Serve until SIGINT or SIGTERM; close every connection (1001) and return the signal."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[int] = loop.create_future()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def stop_on(signum: int) -> None:
+        if not stop.done():
+            stop.set_result(signum)
+
+    for signum in signals:
+        loop.add_signal_handler(signum, stop_on, signum)
+    try:
+        async with running_server(options) as port:
+            if ready is not None:
+                ready(port)
+            return await stop
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)

@@ -61,8 +61,10 @@ def capacity(
     debug: Debug = False,
 ) -> None:
     """Ramp up concurrent connections and record where the server starts to fail."""
+    from wsdoctor.commands.probe import check_json_path
     from wsdoctor.probes.capacity import CapacityPlan
 
+    check_json_path(json_out)
     if not 1 <= max_connections <= MAX_CONNECTIONS_CEILING:
         fail(f"--max-connections must be between 1 and {MAX_CONNECTIONS_CEILING}")
     if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):

@@ -24,8 +24,10 @@ def demo(
     debug: Debug = False,
 ) -> None:
     """Diagnose a built-in lab: a server behind a proxy that drops idle connections."""
+    from wsdoctor.commands.probe import check_json_path
     from wsdoctor.demo import demo_fixture, demo_plan
 
+    check_json_path(json_out)
     if not 1 <= idle_timeout <= 20:
         fail("--idle-timeout must be between 1 and 20 seconds for the demo")
     lab = demo_fixture(idle_timeout)

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from wsdoctor.commands.common import JsonOut, NoColor, fail, use_color
+from wsdoctor.commands.probe import check_json_path
+
+MAX_TARGET = 100_000_000  # connections: beyond any one host's file descriptor ceiling
 
 
 def host(
@@ -40,8 +43,9 @@ def host(
         fail(f"--root {root!r} is not a directory")
     if pid is not None and (pid < 1 or not process_exists(root, pid)):
         fail(f"no process with pid {pid}")
-    if target_connections is not None and target_connections < 1:
-        fail(f"--target-connections must be at least 1, got {target_connections}")
+    if target_connections is not None and not 1 <= target_connections <= MAX_TARGET:
+        fail(f"--target-connections must be between 1 and {MAX_TARGET}, got {target_connections}")
+    check_json_path(json_out)
     began = time.monotonic()
     observations = Observations(
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

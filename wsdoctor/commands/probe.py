@@ -54,6 +54,7 @@ def probe(
     """Probe one endpoint in stages and name why its connections drop."""
     from wsdoctor.plan import environment_proxy
 
+    check_json_path(json_out)
     if proxy is None and not no_proxy:
         proxy = environment_proxy(url)
     paths = [("direct", url, None)]
@@ -111,6 +112,7 @@ def compare(
     entries = ([via_proxy] if via_proxy else []) + list(via or [])
     if not entries:
         fail("compare needs --via-proxy URL (or --via URL)")
+    check_json_path(json_out)
     paths = [("direct", direct, None), *entry_points(direct, entries)]
     plan = build_plan(
         paths,
@@ -127,3 +129,14 @@ def compare(
         max_message,
     )
     run_plan_command(plan, json_out, no_color, debug)
+
+
+def check_json_path(json_out: str | None) -> None:
+    """Fail before probing, not after, when the JSON report could not be written."""
+    import os
+
+    if json_out is None or json_out == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(json_out))
+    if os.path.isdir(json_out) or not os.access(directory, os.W_OK):
+        fail(f"cannot write --json {json_out!r}: not a file in a writable directory")
