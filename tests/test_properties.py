@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -508,12 +507,6 @@ def test_healthy_runs_are_healthy(run: tuple[Observations, PathResult]) -> None:
     assert _report(observations)["verdict"]["status"] == "healthy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan.IdlePlan.rungs() rounds the last rung to 2 decimals (--max-idle 2.004 gives "
-    "a 2.0 s rung) and rules/health.judge_healthy wants a rung >= max_idle_s exactly: a "
-    "healthy path is called inconclusive",
-)
 def test_a_healthy_path_with_a_three_decimal_idle_budget_is_healthy() -> None:
     # Found by the property above when max idle was any float; minimal example.
     observations = Observations(

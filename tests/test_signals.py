@@ -173,8 +173,11 @@ def test_echo_stage(server_port: int, tmp_path: Path) -> None:
         wait_for(lambda: proxy.connections_accepted >= 2, process)  # handshake, then echo
         time.sleep(0.5)
         data = interrupt(process, signal.SIGTERM, report)
-    assert stage_names(data) == ["handshake"]
+    assert stage_names(data) == ["handshake", "echo"]
     assert data["paths"][0]["stages"][0]["connections"][0]["handshake"]["ok"] is True
+    echo = data["paths"][0]["stages"][1]
+    assert echo["interrupted"] is True
+    assert echo["connections"][0]["ending"]["kind"] == "local"  # closed by the probe, cleanly
     assert data["verdict"]["status"] == "inconclusive"
 
 
@@ -209,11 +212,6 @@ def test_a_drop_timed_before_the_signal_still_decides(server_port: int, tmp_path
     assert abs(verdict["idle_timeout_s"] - 3.0) <= 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="probes/basic.py echo_stage does not close its connection when cancelled: the "
-    "server sees it end without a close frame (1006)",
-)
 def test_echo_connection_is_closed_with_a_close_frame(tmp_path: Path) -> None:
     report = tmp_path / "partial.json"
     with recording_server(reply_delay_s=0.3) as (port, codes):
@@ -252,12 +250,6 @@ def test_compare_during_idle(signum: int, server_port: int, tmp_path: Path) -> N
     assert data["verdict"]["status"] == "inconclusive"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="probes/runner.py run_plan re-cancels run_path tasks that are still finishing "
-    "(and run_path's gather returns as soon as one child is cancelled): the path that takes "
-    "longer to close its connections loses its idle and heartbeat stages",
-)
 def test_compare_keeps_every_paths_idle_stage(server_port: int, tmp_path: Path) -> None:
     report = tmp_path / "partial.json"
     # 100 ms each way makes closing the proxied path's connections slower than the direct's.
@@ -303,12 +295,6 @@ def test_capacity_during_the_ramp(server_port: int, tmp_path: Path) -> None:
     assert data["verdict"]["culprit"] == "none"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="probes/connection.py ProbeConnection.ending(stage_end) counts a send made after "
-    "stage_end: an interrupted idle stage can report a negative idle_s (seen in about 1 of 10 "
-    "interrupted compares), and the report then fails its schema",
-)
 def test_a_record_frozen_just_before_a_late_ping_stays_valid(server_port: int) -> None:
     # idle.py freezes stage_end, then cancels the rungs: one may ping in between.
     async def main() -> ConnectionRecord:

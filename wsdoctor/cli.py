@@ -59,8 +59,18 @@ app.command()(host)
 
 
 def main() -> None:
-    """Entry point of the ``wsdoctor`` command."""
+    """Entry point of the ``wsdoctor`` command: usage errors are one line and exit 2."""
+    from typer.exceptions import TyperException
+
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help())
+            sys.exit(0)
+        typer.echo(f"wsdoctor: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -74,7 +74,7 @@ class IdlePlan:
         while value * math.sqrt(self.ratio) < self.max_idle_s:
             rungs.append(round(value, 2 if value < 10 else 1))
             value *= self.ratio
-        rungs.append(round(self.max_idle_s, 2))
+        rungs.append(self.max_idle_s)
         return sorted(set(rungs))
 
     def heartbeat_intervals(self) -> list[float]:
@@ -125,18 +125,38 @@ class Plan:
 
 def validate_ws_url(url: str) -> str:
     """Return ``url`` if it is a usable ws:// or wss:// URL, else raise PlanError."""
+    from wsdoctor.redact import redact_url
+
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise PlanError(f"invalid URL {url!r}: {exc}") from None
+        raise PlanError(f"invalid URL {shown!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss"):
         raise PlanError(f"unsupported URL scheme {parts.scheme or '(none)'!r}: use ws:// or wss://")
     if not parts.hostname:
-        raise PlanError(f"URL {url!r} has no host")
+        raise PlanError(f"URL {shown!r} has no host")
     if port == 0:
-        raise PlanError(f"URL {url!r} has port 0")
+        raise PlanError(f"URL {shown!r} has port 0")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise PlanError(f"URL {shown!r} contains spaces or control characters")
     return url
+
+
+def validate_token_list(option: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Subprotocol names must be non-empty HTTP tokens."""
+    for value in values:
+        if not value or any(c.isspace() or c in '()<>@,;:\\"/[]?={}' for c in value):
+            raise PlanError(f"{option} {value!r} is not a valid token")
+    return values
+
+
+def validate_header_value(option: str, value: str | None) -> str | None:
+    """A single-line header value (no CR or LF that could inject headers)."""
+    if value is not None and ("\n" in value or "\r" in value):
+        raise PlanError(f"{option} contains a line break")
+    return value
 
 
 def parse_header(text: str) -> tuple[str, str]:

@@ -92,8 +92,10 @@ def build_plan(
         parse_header,
         parse_message_size,
         parse_stages,
+        validate_header_value,
         validate_max_idle,
         validate_proxy_url,
+        validate_token_list,
         validate_ws_url,
     )
 
@@ -110,14 +112,14 @@ def build_plan(
         validate_max_idle(idle_budget)
         if not 0.1 <= open_timeout <= 600:
             raise PlanError(f"--open-timeout must be between 0.1 and 600 s, got {open_timeout}")
-        if cacert is not None and not os.access(cacert, os.R_OK):
+        if cacert is not None and not (os.path.isfile(cacert) and os.access(cacert, os.R_OK)):
             raise PlanError(f"cannot read --cacert file {cacert!r}")
         if heartbeat_message is not None and not heartbeat_message:
             raise PlanError("--heartbeat-message must not be empty")
         connect = ConnectOptions(
             headers=tuple(parse_header(h) for h in header or ()),
-            subprotocols=tuple(subprotocol or ()),
-            origin=origin,
+            subprotocols=validate_token_list("--subprotocol", tuple(subprotocol or ())),
+            origin=validate_header_value("--origin", origin),
             insecure=insecure,
             cacert=cacert,
             open_timeout_s=open_timeout,

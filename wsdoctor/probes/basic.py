@@ -36,26 +36,43 @@ def failed_record(record_id: str, error: HandshakeError, opened_at: float) -> Co
     )
 
 
-async def handshake_stage(path: PathSpec, plan: Plan, run_started: float) -> StageResult:
-    """Open one connection and close it: timings, status and headers, or why it failed."""
+async def handshake_stage(
+    path: PathSpec, plan: Plan, run_started: float, sink: list[StageResult]
+) -> StageResult:
+    """Open one connection and close it: timings, status and headers, or why it failed.
+
+    The stage is appended to ``sink`` at once and filled in as it goes, so that an
+    interrupted run still reports it.
+    """
     began = time.monotonic()
+    stage = StageResult(name="handshake", started_at=round(began - run_started, 4), duration_s=0.0)
+    sink.append(stage)
+    probe = None
     async with LoopLagMonitor() as lag:
         try:
             probe = await open_probe_connection(
                 path, plan.connect, "handshake-1", "handshake", run_started
             )
         except HandshakeError as error:
-            record = failed_record("handshake-1", error, began - run_started)
-        else:
-            await probe.close()
-            record = probe.record()
-    return StageResult(
-        name="handshake",
-        started_at=round(began - run_started, 4),
-        duration_s=round(time.monotonic() - began, 4),
-        connections=[record],
-        loop_lag=lag.result(),
-    )
+            stage.connections.append(failed_record("handshake-1", error, began - run_started))
+        except asyncio.CancelledError:
+            stage.interrupted = True
+            raise
+        finally:
+            if probe is not None:
+                await _close_and_record(probe, stage)
+            stage.loop_lag = lag.result()
+            stage.duration_s = round(time.monotonic() - began, 4)
+    return stage
+
+
+async def _close_and_record(probe: ProbeConnection, stage: StageResult) -> None:
+    """Close the stage's connection (even when interrupted) and add its record."""
+    stage.connections.append(probe.record())
+    try:
+        await probe.close()
+    finally:
+        stage.connections[-1] = probe.record()
 
 
 async def _await_reply(probe: ProbeConnection, timeout_s: float) -> str | bytes | None:
@@ -67,8 +84,8 @@ async def _await_reply(probe: ProbeConnection, timeout_s: float) -> str | bytes 
     return reply
 
 
-async def _sample_protocol_rtt(probe: ProbeConnection, count: int) -> tuple[list[float], int]:
-    samples: list[float] = []
+async def _sample_protocol_rtt(probe: ProbeConnection, count: int, samples: list[float]) -> int:
+    """Ping ``count`` times, appending each RTT to ``samples``; return the pongs lost."""
     lost = streak = 0
     for _ in range(count):
         rtt = await probe.ping(ECHO_PING_TIMEOUT_S)
@@ -82,54 +99,64 @@ async def _sample_protocol_rtt(probe: ProbeConnection, count: int) -> tuple[list
             samples.append(rtt)
             streak = 0
         await asyncio.sleep(SAMPLE_GAP_S)
-    return samples, lost
+    return lost
 
 
-async def _sample_app_rtt(probe: ProbeConnection, count: int) -> tuple[bool, list[float]]:
-    samples: list[float] = []
+async def _sample_app_rtt(probe: ProbeConnection, count: int, samples: list[float]) -> bool:
+    """Send ``count`` messages; True while the server echoes them (RTTs go to ``samples``)."""
     for index in range(count):
         payload = f"wsdoctor-echo-{index}"
         sent = time.monotonic()
         await probe.send(payload)
         reply = await _await_reply(probe, REPLY_TIMEOUT_S)
         if reply != payload:
-            return bool(samples), samples
+            return bool(samples)
         samples.append((time.monotonic() - sent) * 1000)
         probe.events[-1].rtt_ms = round(samples[-1], 3)
-    return True, samples
+    return True
 
 
-async def echo_stage(path: PathSpec, plan: Plan, run_started: float) -> StageResult:
+async def echo_stage(
+    path: PathSpec, plan: Plan, run_started: float, sink: list[StageResult]
+) -> StageResult:
     """Sample RTT with protocol pings and, where the server echoes, application messages.
 
-    Also finds out whether the server answers the application heartbeat message.
+    Also finds out whether the server answers the application heartbeat message. The stage
+    is appended to ``sink`` at once, so that an interrupted run still reports its samples.
     """
     began = time.monotonic()
     stage = StageResult(name="echo", started_at=round(began - run_started, 4), duration_s=0.0)
+    sink.append(stage)
+    samples: list[float] = []
+    app_samples: list[float] = []
+    lost = 0
     async with LoopLagMonitor() as lag:
         try:
             probe = await open_probe_connection(path, plan.connect, "echo-1", "echo", run_started)
         except HandshakeError as error:
             stage.connections.append(failed_record("echo-1", error, began - run_started))
-        else:
-            try:
-                samples, lost = await _sample_protocol_rtt(probe, plan.echo_samples)
-                echoes, app_samples = await _sample_app_rtt(probe, plan.echo_samples // 2)
-                stage.app_echo = echoes
+            probe = None
+        try:
+            if probe is not None:
+                lost = await _sample_protocol_rtt(probe, plan.echo_samples, samples)
+                stage.app_echo = await _sample_app_rtt(probe, plan.echo_samples // 2, app_samples)
                 await probe.send(plan.heartbeat_message)
-                stage.app_heartbeat_answered = (
-                    await _await_reply(probe, REPLY_TIMEOUT_S) is not None
-                )
-                for stats in (
-                    rtt_stats("protocol", samples, lost),
-                    rtt_stats("application", app_samples),
-                ):
-                    if stats is not None:
-                        stage.rtt.append(stats)
-            except ConnectionClosed:
-                stage.notes.append("the echo connection closed during sampling")
-            await probe.close()
-            stage.connections.append(probe.record())
-    stage.loop_lag = lag.result()
-    stage.duration_s = round(time.monotonic() - began, 4)
+                reply = await _await_reply(probe, REPLY_TIMEOUT_S)
+                stage.app_heartbeat_answered = reply is not None
+        except ConnectionClosed:
+            stage.notes.append("the echo connection closed during sampling")
+        except asyncio.CancelledError:
+            stage.interrupted = True
+            raise
+        finally:
+            for stats in (
+                rtt_stats("protocol", samples, lost),
+                rtt_stats("application", app_samples),
+            ):
+                if stats is not None:
+                    stage.rtt.append(stats)
+            if probe is not None:
+                await _close_and_record(probe, stage)
+            stage.loop_lag = lag.result()
+            stage.duration_s = round(time.monotonic() - began, 4)
     return stage

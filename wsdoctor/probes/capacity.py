@@ -395,8 +395,8 @@ async def run_capacity(
     path_status = status.path(path.name)
     try:
         path_status.stage = "handshake"
-        handshake = await handshake_stage(path, Plan(paths=(path,), connect=connect), run_started)
-        result.stages.append(handshake)
+        plan_of_one = Plan(paths=(path,), connect=connect)
+        handshake = await handshake_stage(path, plan_of_one, run_started, result.stages)
         result.fingerprints = recognise(handshake.connections[0].handshake.headers, "upgrade")
         if not handshake.connections[0].handshake.ok:
             return

@@ -175,6 +175,12 @@ class ProbeConnection:
             server_ping_interval_s=_median_gap(self.conn.server_ping_times),
         )
 
+    def _idle_at(self, moment: float) -> float:
+        """Seconds without a byte either way before ``moment`` (what came later is ignored)."""
+        conn = self.conn
+        before = [t for t in (conn.last_rx, conn.last_tx) if t <= moment]
+        return round(max(0.0, moment - max(before, default=self.established_at)), 4)
+
     def ending(self, stage_end: float | None = None) -> Ending:
         """How this connection ended (or ``open`` if it had not by ``stage_end``)."""
         conn = self.conn
@@ -183,12 +189,12 @@ class ProbeConnection:
             return Ending(
                 kind="silent",
                 age_s=round(end - self.established_at, 4),
-                idle_s=round(end - max(conn.last_rx, _before(conn.last_tx, end)), 4),
+                idle_s=self._idle_at(end),
                 detail="ping unanswered; nothing received",
             )
         end = conn.lost_at if conn.lost_at is not None else (stage_end or time.monotonic())
         age = round(end - self.established_at, 4)
-        idle = round(end - max(conn.last_rx, conn.last_tx), 4)
+        idle = self._idle_at(end)
         proto = conn.protocol
         if proto.close_rcvd is not None and (
             proto.close_sent is None or proto.close_rcvd_then_sent
@@ -197,7 +203,7 @@ class ProbeConnection:
             return Ending(
                 kind="close_frame",
                 age_s=round(end - self.established_at, 4),
-                idle_s=round(end - max(conn.last_rx, _before(conn.last_tx, end)), 4),
+                idle_s=self._idle_at(end),
                 code=proto.close_rcvd.code,
                 reason=proto.close_rcvd.reason or None,
                 initiator="server",
@@ -221,15 +227,11 @@ class ProbeConnection:
         if isinstance(conn.lost_exc, ConnectionResetError):
             return Ending(kind="reset", age_s=age, idle_s=idle, detail="TCP RST")
         if conn.eof_at is not None:
-            idle = round(conn.eof_at - max(conn.last_rx, _before(conn.last_tx, conn.eof_at)), 4)
+            idle = self._idle_at(conn.eof_at)
             age = round(conn.eof_at - self.established_at, 4)
             return Ending(kind="eof", age_s=age, idle_s=idle, detail="TCP FIN, no close frame")
         detail = type(conn.lost_exc).__name__ if conn.lost_exc else "transport closed"
         return Ending(kind="reset", age_s=age, idle_s=idle, detail=detail)
-
-
-def _before(value: float, limit: float) -> float:
-    return value if value <= limit else float("-inf")
 
 
 def _median_gap(times: list[float]) -> float | None:

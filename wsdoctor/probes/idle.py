@@ -251,25 +251,27 @@ async def idle_stages(
             interrupted = True
             raise
         finally:
+            # Record first, without awaiting: a second Ctrl-C must not lose the evidence.
             stage_end = time.monotonic()
+            records = _freeze(run, stage_end)
+            sink.extend(_results(run, records, began, stage_end, lag, interrupted))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            records = await _finish(run, stage_end)
-            sink.extend(_results(run, records, began, stage_end, lag, interrupted))
+            await asyncio.gather(
+                *(s.probe.close() for s in run.slots if s.probe is not None),
+                return_exceptions=True,
+            )
 
 
-async def _finish(run: _Run, stage_end: float) -> dict[str, ConnectionRecord]:
-    """Freeze every record at ``stage_end``, then close what is still open."""
+def _freeze(run: _Run, stage_end: float) -> dict[str, ConnectionRecord]:
+    """Every slot's record as it stands at ``stage_end``."""
     records: dict[str, ConnectionRecord] = {}
     for slot in run.slots:
         if slot.failed is not None:
             records[slot.record_id] = slot.failed
         elif slot.probe is not None:
             records[slot.record_id] = slot.probe.record(stage_end)
-    await asyncio.gather(
-        *(s.probe.close() for s in run.slots if s.probe is not None), return_exceptions=True
-    )
     return records
 
 

@@ -41,8 +41,7 @@ async def run_path(
 ) -> None:
     """Run every planned stage over one path, appending each stage to ``result`` as it ends."""
     status.stage = "handshake"
-    handshake = await handshake_stage(path, plan, run_started)
-    result.stages.append(handshake)
+    handshake = await handshake_stage(path, plan, run_started, result.stages)
     result.fingerprints = recognise(handshake.connections[0].handshake.headers, "upgrade")
     if not handshake.connections[0].handshake.ok:
         await _add_http_fingerprints(path, plan, result)
@@ -51,8 +50,7 @@ async def run_path(
     echo = None
     if "echo" in plan.stages:
         status.stage = "echo"
-        echo = await echo_stage(path, plan, run_started)
-        result.stages.append(echo)
+        echo = await echo_stage(path, plan, run_started, result.stages)
     # Stability only pings on its own connection: it runs beside the idle stage at no cost.
     # The plain HTTP request is light, and its set-up runs in a thread: it cannot skew timings.
     beside: dict[str, Awaitable[None]] = {"fingerprint": _add_http_fingerprints(path, plan, result)}
@@ -131,8 +129,7 @@ async def run_plan(plan: Plan, status: RunStatus, observations: Observations) ->
             await run_load_stages(spec, plan, run_started, status.path(spec.name), result)
     except asyncio.CancelledError:
         observations.interrupted = True
-        for task in tasks:
-            task.cancel()
+        # gather already cancelled the paths: let them record what they saw, once.
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         observations.duration_s = round(time.monotonic() - run_started, 3)
