@@ -125,7 +125,7 @@ def test_healthy_server_exits_0(serve_url: str) -> None:
 
 
 def test_terminal_report_puts_the_verdict_first(serve_url: str) -> None:
-    result = run_cli("probe", serve_url, "--max-idle", "2")
+    result = run_cli("probe", serve_url, "--max-idle", "2", "--stages", "handshake,echo,idle")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "\x1b[" not in out
