@@ -21,6 +21,13 @@ Headers = Annotated[
 Subprotocol = Annotated[
     list[str] | None, typer.Option("--subprotocol", help="Offer this subprotocol (repeatable).")
 ]
+ForwardProxy = Annotated[
+    str | None,
+    typer.Option("--proxy", help="Forward proxy: http://host:port or socks5://host:port."),
+]
+NoProxy = Annotated[
+    bool, typer.Option("--no-proxy", help="Ignore HTTPS_PROXY/ALL_PROXY variables.")
+]
 Origin = Annotated[str | None, typer.Option("--origin", help="Origin header to send.")]
 Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
 CaCert = Annotated[str | None, typer.Option("--cacert", help="CA bundle (PEM) to trust.")]

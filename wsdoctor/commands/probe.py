@@ -9,6 +9,7 @@ import typer
 from wsdoctor.commands.common import (
     CaCert,
     Debug,
+    ForwardProxy,
     Headers,
     HeartbeatMessage,
     Insecure,
@@ -16,6 +17,7 @@ from wsdoctor.commands.common import (
     MaxIdle,
     MaxMessage,
     NoColor,
+    NoProxy,
     OpenTimeout,
     Origin,
     Quick,
@@ -29,13 +31,8 @@ from wsdoctor.commands.common import (
 
 def probe(
     url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
-    proxy: Annotated[
-        str | None,
-        typer.Option("--proxy", help="Forward proxy: http://host:port or socks5://host:port."),
-    ] = None,
-    no_proxy: Annotated[
-        bool, typer.Option("--no-proxy", help="Ignore HTTPS_PROXY/ALL_PROXY variables.")
-    ] = False,
+    proxy: ForwardProxy = None,
+    no_proxy: NoProxy = False,
     max_idle: MaxIdle = None,
     quick: Quick = False,
     header: Headers = None,

@@ -11,10 +11,12 @@ import typer
 from wsdoctor.commands.common import (
     CaCert,
     Debug,
+    ForwardProxy,
     Headers,
     Insecure,
     JsonOut,
     NoColor,
+    NoProxy,
     OpenTimeout,
     Origin,
     Subprotocol,
@@ -89,13 +91,8 @@ def watch(
             "--metrics-textfile", help="Keep Prometheus metrics in PATH (node exporter textfile)."
         ),
     ] = None,
-    proxy: Annotated[
-        str | None,
-        typer.Option("--proxy", help="Forward proxy: http://host:port or socks5://host:port."),
-    ] = None,
-    no_proxy: Annotated[
-        bool, typer.Option("--no-proxy", help="Ignore HTTPS_PROXY/ALL_PROXY variables.")
-    ] = False,
+    proxy: ForwardProxy = None,
+    no_proxy: NoProxy = False,
     header: Headers = None,
     subprotocol: Subprotocol = None,
     origin: Origin = None,

@@ -34,7 +34,7 @@ SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "red"}
 def render_terminal(observations: Observations, diagnosis: Diagnosis, console: Console) -> None:
     """Print the verdict, the findings, and per path its stage table and connection timeline."""
     console.print(_verdict_panel(observations, diagnosis.verdict))
-    console.print(_findings(diagnosis.findings))
+    console.print(findings_text(diagnosis.findings))
     if len(observations.paths) > 1:
         console.print(_side_by_side(observations.paths))
     for path in observations.paths:
@@ -114,7 +114,8 @@ def _verdict_panel(observations: Observations, verdict: Verdict) -> Panel:
     )
 
 
-def _findings(findings: list[Finding]) -> Text:
+def findings_text(findings: list[Finding]) -> Text:
+    """Every finding: severity, title, code, evidence lines and remedy."""
     text = Text("\nFindings", style="bold")
     if not findings:
         text.append(": none")

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from wsdoctor.diagnosis.model import Diagnosis
 from wsdoctor.observations import Disconnect, Ending, Observations, WatchLog
+from wsdoctor.report.terminal import findings_text
 from wsdoctor.report.text import describe_ending, format_confidence, verdict_figures
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ SHORT_ENDINGS = {"eof": "FIN", "reset": "RST", "silent": "silent"}
 LAST_DISCONNECTS = 5
 SUMMARY_DISCONNECTS = 20
 STATUS_STYLES = {"healthy": "bold green", "problem": "bold red", "inconclusive": "bold yellow"}
-SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "red"}
 
 
 def sparkline(values: Iterable[float]) -> str:
@@ -185,20 +185,6 @@ def _verdict(observations: Observations, diagnosis: Diagnosis) -> Panel:
     )
 
 
-def _findings(diagnosis: Diagnosis) -> Text:
-    text = Text("Findings", style="bold")
-    for finding in diagnosis.findings:
-        text.append("\n")
-        text.append(f"{finding.severity.upper():<8}", style=SEVERITY_STYLES[finding.severity])
-        text.append(f"{finding.title} ", style="bold")
-        text.append(f"[{finding.code}]", style="dim")
-        for line in finding.evidence:
-            text.append(f"\n          - {line}")
-        if finding.remedy:
-            text.append(f"\n          Remedy: {finding.remedy}")
-    return text
-
-
 def _disconnects(log: WatchLog, causes: list[str]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=Text("Last disconnects"), title_justify="left")
     table.add_column("At", justify="right")
@@ -225,7 +211,7 @@ def render_watch_summary(
 ) -> None:
     """The end of a watch: verdict, findings (availability and causes), last disconnects."""
     console.print(_verdict(observations, diagnosis))
-    console.print(_findings(diagnosis))
+    console.print(findings_text(diagnosis.findings))
     log = observations.watch
     if log is not None and log.disconnects:
         console.print()
