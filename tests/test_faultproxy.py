@@ -8,7 +8,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from wsdoctor.lab import FaultConfig, FaultProxy, run_fault_proxy
+from wsdoctor.lab import FaultConfig, FaultProxy
 from wsdoctor.server import ServeOptions, running_server
 
 HOST = "127.0.0.1"
@@ -301,25 +301,6 @@ def test_websocket_through_proxy_closes_cleanly_or_sees_bare_fin() -> None:
                 assert ws.close_code == 1006 and ws.protocol.close_rcvd is None
             await poll(lambda: proxy.active_connections == 0)
             assert proxy.faults_fired == {"idle_fin": 1}
-
-    asyncio.run(main())
-
-
-def test_run_fault_proxy_until_cancelled() -> None:
-    async def main() -> None:
-        async with Upstream() as up:
-            ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            task = asyncio.create_task(run_fault_proxy(config(up), HOST, 0, ready.set_result))
-            port = await asyncio.wait_for(ready, 2)
-            reader, writer = await connect(port)
-            await rtt(reader, writer, b"hi")
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert await wait_end(reader, 1) == "eof"
-            writer.close()
-            with pytest.raises(OSError):
-                await connect(port)
 
     asyncio.run(main())
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event
 
-from wsdoctor.server import ServeOptions, run_server, running_server
+from wsdoctor.server import ServeOptions, running_server
 
 
 def options(**kwargs: object) -> ServeOptions:
@@ -194,22 +194,5 @@ def test_max_age_closes_busy_connection(kind: str) -> None:
                 assert (ws.close_code, ws.close_reason) == (1000, "max age")
             else:
                 assert ws.close_code == 1006 and ws.protocol.close_rcvd is None
-
-    asyncio.run(main())
-
-
-def test_run_server_until_cancelled() -> None:
-    async def main() -> None:
-        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(run_server(options(), ready.set_result))
-        port = await asyncio.wait_for(ready, 2)
-        async with connect(url(port), ping_interval=None) as ws:
-            await ws.send("hi")
-            assert await asyncio.wait_for(ws.recv(), 2) == "hi"
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        with pytest.raises(OSError):
-            await asyncio.open_connection("127.0.0.1", port)
 
     asyncio.run(main())

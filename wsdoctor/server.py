@@ -11,7 +11,6 @@ import collections
 import contextlib
 import hmac
 import json
-import signal
 import socket
 import struct
 import time
@@ -26,6 +25,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.http11 import Request, Response
 from websockets.protocol import Event
+
+from wsdoctor.signals import on_stop_signals
 
 CloseKind = Literal["frame", "fin", "rst"]
 Gate = Callable[[ServerConnection, Request], Response | None]
@@ -234,33 +235,18 @@ async def running_server(options: ServeOptions) -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
 
 
-async def run_server(options: ServeOptions, ready: Callable[[int], object] | None = None) -> None:
-    """Serve until cancelled; call ready(port) once listening."""
-    async with running_server(options) as port:
-        if ready is not None:
-            ready(port)
-        await asyncio.get_running_loop().create_future()
-
-
 async def serve_until_signalled(
     options: ServeOptions, ready: Callable[[int], object] | None = None
 ) -> int:
     """Serve until SIGINT or SIGTERM; close every connection (1001) and return the signal."""
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[int] = loop.create_future()
-    signals = (signal.SIGINT, signal.SIGTERM)
+    stop: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def stop_on(signum: int) -> None:
         if not stop.done():
             stop.set_result(signum)
 
-    for signum in signals:
-        loop.add_signal_handler(signum, stop_on, signum)
-    try:
+    with on_stop_signals(stop_on):
         async with running_server(options) as port:
             if ready is not None:
                 ready(port)
             return await stop
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)

@@ -1,5 +1,5 @@
 """Lab tools for reproducing WebSocket drops on loopback: a fault-injecting TCP proxy."""
 
-from wsdoctor.lab.faultproxy import FaultConfig, FaultProxy, run_fault_proxy
+from wsdoctor.lab.faultproxy import FaultConfig, FaultProxy
 
-__all__ = ["FaultConfig", "FaultProxy", "run_fault_proxy"]
+__all__ = ["FaultConfig", "FaultProxy"]

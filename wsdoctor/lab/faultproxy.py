@@ -12,7 +12,6 @@ import contextlib
 import random
 import socket
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -284,16 +283,3 @@ class FaultProxy:
             await _Link(self, (reader, writer), upstream).run()
         finally:
             self.active_connections -= 1
-
-
-async def run_fault_proxy(
-    config: FaultConfig,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    ready: Callable[[int], object] | None = None,
-) -> None:
-    """Run a FaultProxy until cancelled; call ready(port) once it listens."""
-    async with FaultProxy(config, host, port) as proxy:
-        if ready is not None:
-            ready(proxy.port)
-        await asyncio.get_running_loop().create_future()
