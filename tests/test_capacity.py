@@ -119,7 +119,7 @@ def test_server_capped_at_30_answers_503_beyond() -> None:
     observations = ramp_in_process(ServeOptions(max_connections=30), plan)
     verdict = diagnosed(observations).verdict
     assert verdict.status == "problem"
-    assert verdict.culprit == "server_limits"
+    assert (verdict.culprit, verdict.hop) == ("server_limits", "server")
     assert within_10_percent(verdict.connection_limit, 30), verdict.connection_limit
     failing = next(s for s in ramp(capacity_stage(observations)) if not s.ok)
     assert set(failing.failures) == {"http_503"}
@@ -136,7 +136,7 @@ def test_server_out_of_descriptors() -> None:
         plan = CapacityPlan(max_connections=100, hold_s=0.3)
         observations = asyncio.run(_ramp(f"ws://127.0.0.1:{port}/", plan, 2.0))
     verdict = diagnosed(observations).verdict
-    assert verdict.culprit == "server_limits"
+    assert (verdict.culprit, verdict.hop) == ("server_limits", "server")
     assert within_10_percent(verdict.connection_limit, truth), (verdict.connection_limit, truth)
     failing = next(s for s in ramp(capacity_stage(observations)) if not s.ok)
     assert set(failing.failures) <= {"timeout", "refused", "reset"}, failing.failures
@@ -186,7 +186,7 @@ def test_cli_finds_the_cap_of_wsdoctor_serve() -> None:
         )
     assert result.returncode == 1, result.stderr
     verdict = json_report(result)["verdict"]
-    assert verdict["culprit"] == "server_limits"
+    assert (verdict["culprit"], verdict["hop"]) == ("server_limits", "server")
     assert within_10_percent(verdict["connection_limit"], 12)
 
 
@@ -297,14 +297,14 @@ def _step(value: int, answered: int, failures: dict[str, int] | None = None) -> 
 def test_rule_429_is_a_rate_limit() -> None:
     steps = [_step(10, 10), _step(20, 14, {"http_429": 6})]
     verdict = diagnosed(_observations(steps)).verdict
-    assert verdict.culprit == "rate_limit"
+    assert (verdict.culprit, verdict.hop) == ("rate_limit", "server")
     assert "429" in verdict.summary
 
 
 def test_rule_shed_connections_are_server_limits() -> None:
     steps = [_step(50, 50), _step(100, 80, {"shed_reset": 20})]
     diagnosis = diagnosed(_observations(steps))
-    assert diagnosis.verdict.culprit == "server_limits"
+    assert (diagnosis.verdict.culprit, diagnosis.verdict.hop) == ("server_limits", "server")
     assert diagnosis.verdict.connection_limit == 80
     assert "drops open connections" in diagnosis.verdict.summary
 
@@ -332,3 +332,30 @@ def test_rule_client_and_server_failures_blame_the_server() -> None:
     assert diagnosis.verdict.culprit == "server_limits"
     assert diagnosis.verdict.connection_limit == 15
     assert any(f.code == "client_limit_reached" for f in diagnosis.findings)
+
+
+def _proxied(steps: list[Step]) -> PathResult:
+    stage = StageResult(name="capacity", started_at=0.0, duration_s=5.0, steps=steps)
+    return PathResult(name="via-proxy", url="ws://127.0.0.1:2/", stages=[stage])
+
+
+@pytest.mark.parametrize(
+    ("direct", "hop"),
+    [
+        ([_step(10, 10), _step(20, 20), _step(50, 50)], "proxy"),  # the direct path held more
+        ([_step(10, 10), _step(20, 15, {"http_503": 5})], "server"),  # it failed there too
+        (None, None),  # only the proxied path: not placed, and the evidence says why
+    ],
+)
+def test_rule_limit_through_a_proxy_is_placed_by_comparison(
+    direct: list[Step] | None, hop: str | None
+) -> None:
+    observations = _observations(direct or [])
+    observations.paths = [
+        *(observations.paths if direct else []),
+        _proxied([_step(10, 10), _step(20, 15, {"http_503": 5})]),
+    ]
+    diagnosis = diagnosed(observations)
+    assert (diagnosis.verdict.culprit, diagnosis.verdict.hop) == ("server_limits", hop)
+    unplaced = [line for f in diagnosis.findings for line in f.evidence if "not placed" in line]
+    assert bool(unplaced) == (hop is None)

@@ -19,6 +19,7 @@ from wsdoctor.observations import (
     Ending,
     Event,
     Handshake,
+    HandshakeFailure,
     Observations,
     PathResult,
     StageResult,
@@ -94,19 +95,29 @@ def evidence(diagnosis: Diagnosis, code: str) -> str:
 # --- against real servers ------------------------------------------------------------------
 
 
-def test_message_size_limit_is_measured_within_a_factor_of_two() -> None:
+def test_message_size_limit_is_bisected() -> None:
     limit = 64 * KIB
     obs, diagnosis = probe(("echo", "size"), ServeOptions(max_message_bytes=limit))
     verdict = diagnosis.verdict
-    assert (verdict.status, verdict.culprit) == ("problem", "message_size_limit")
+    assert (verdict.status, verdict.culprit, verdict.hop) == (
+        "problem",
+        "message_size_limit",
+        "server",
+    )
     assert verdict.max_message_bytes is not None
-    assert limit / 2 <= verdict.max_message_bytes <= limit
+    assert limit - max(0.01 * limit, KIB) <= verdict.max_message_bytes <= limit
     steps = stage_of(obs, "size").steps
-    assert [s.ok for s in steps] == [True] * (len(steps) - 1) + [False]
-    last = steps[-1]
+    ramp = [s for s in steps if s.phase is None]
+    bisect = [s for s in steps if s.phase == "bisect"]
+    assert steps == ramp + bisect  # the powers of two first, then the bisection
+    assert [s.ok for s in ramp] == [True] * (len(ramp) - 1) + [False]
+    last = ramp[-1]
     assert last.ending is not None and (last.ending.kind, last.ending.code) == ("close_frame", 1009)
     assert limit < last.value <= 2 * limit
-    assert all(s.answered == 1 for s in steps[:-1])  # the server echoed what it accepted
+    assert 1 <= len(bisect) <= 8
+    assert all(limit < s.value < last.value and not s.ok for s in bisect)  # 64 KiB is exact
+    assert all(s.ending is not None and s.ending.code == 1009 for s in bisect)
+    assert all(s.answered == 1 for s in ramp[:-1])  # the server echoed what it accepted
     assert "closed 1009" in (describe_steps(stage_of(obs, "size")) or "")
 
 
@@ -224,6 +235,85 @@ def test_size_limit_only_behind_the_proxy_is_placed_there() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("paths", "kind", "hop"),
+    [
+        (("direct",), "eof", "server"),  # nothing between the probe and the server
+        (("direct",), "silent", "network"),
+        (("via-proxy",), "close_frame", "server"),  # the far end said 1009
+        (("via-proxy",), "eof", None),  # cut through a proxy, nothing to compare
+        (("direct", "via-proxy"), "eof", "server"),  # the same on the direct path
+    ],
+)
+def test_size_limit_names_its_hop(paths: tuple[str, ...], kind: str, hop: str | None) -> None:
+    def failed() -> Step:
+        code = 1009 if kind == "close_frame" else None
+        return Step(value=2 * KIB, ok=False, sent=1, failed=1, ending=_ending(kind, code))
+
+    made = [
+        _with(idle_path(name), _stepped("size", [256.0, 512.0, 1024.0], failed())) for name in paths
+    ]
+    diagnosis = diagnose(observations(*made))
+    verdict = diagnosis.verdict
+    assert (verdict.culprit, verdict.hop, verdict.max_message_bytes) == (
+        "message_size_limit",
+        hop,
+        1024,
+    )
+    placed = "not placed" in evidence(diagnosis, "message_size_limit")
+    assert placed == (hop is None)
+
+
+@pytest.mark.parametrize(
+    ("direct_rates", "proxied", "hop"),
+    [
+        (
+            None,
+            Step(value=100, ok=False, sent=60, failed=1, ending=_ending("close_frame", 1008)),
+            "server",
+        ),
+        (
+            None,
+            Step(value=100, ok=False, sent=60, failed=1, ending=_ending("eof"), status=429),
+            "server",
+        ),
+        (
+            [10.0, 100.0, 200.0],
+            Step(value=100, ok=False, sent=60, failed=1, ending=_ending("close_frame", 1013)),
+            "proxy",
+        ),
+    ],
+)
+def test_rate_limit_names_its_hop(
+    direct_rates: list[float] | None, proxied: Step, hop: str
+) -> None:
+    made = [_with(idle_path("via-proxy"), _stepped("rate", [10.0, 50.0], proxied))]
+    if direct_rates is not None:
+        made.insert(0, _with(idle_path(), _stepped("rate", direct_rates, None)))
+    verdict = diagnose(observations(*made)).verdict
+    assert (verdict.culprit, verdict.hop) == ("rate_limit", hop)
+
+
+@pytest.mark.parametrize(("status", "culprit"), [(503, "server_limits"), (429, "rate_limit")])
+def test_refused_probe_connections_name_the_server(status: int, culprit: str) -> None:
+    path = idle_path()
+    idle = path.stage("idle")
+    assert idle is not None
+    failure = HandshakeFailure(reason="http_status", message=f"HTTP {status}", status=status)
+    idle.connections.append(
+        ConnectionRecord(
+            id="rung-99",
+            role="rung",
+            opened_at=0.5,
+            handshake=Handshake(ok=False, status=status, failure=failure),
+            ending=Ending(kind="handshake_failed", age_s=0.0, idle_s=0.0, detail="http_status"),
+        )
+    )
+    diagnosis = diagnose(observations(path))
+    assert "connections_refused" in codes(diagnosis)
+    assert (diagnosis.verdict.culprit, diagnosis.verdict.hop) == (culprit, "server")
+
+
 def test_reconnect_refused_with_429_is_a_rate_limit() -> None:
     failed = Step(value=200, ok=False, sent=90, failed=1, ending=_ending("eof"), status=429)
     diagnosis = diagnose(observations(_with(idle_path(), _stepped("rate", [10.0, 100.0], failed))))
@@ -329,6 +419,9 @@ def test_probe_command_runs_only_the_chosen_stages() -> None:
     assert [s["name"] for s in report["paths"][0]["stages"]] == ["handshake", "size"]
     assert report["verdict"]["culprit"] == "message_size_limit"
     assert report["verdict"]["max_message_bytes"] == 16 * KIB
+    assert report["verdict"]["hop"] == "server"
+    phases = [s["phase"] for s in report["paths"][0]["stages"][1]["steps"]]
+    assert phases.count(None) == 8 and 1 <= phases.count("bisect") <= 8
 
 
 def test_plan_budgets_are_plain_data() -> None:

@@ -85,11 +85,20 @@ class IdlePlan:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """The size and rate stages: how big the largest message is, which bursts to send."""
+    """The size and rate stages: how big the largest message is, which bursts to send.
+
+    After the first size that fails, the size stage bisects between the largest size that
+    passed and the smallest that failed, until they are within ``size_tolerance`` of each
+    other, for at most ``max_bisect_steps`` extra messages and ``bisect_budget_s`` seconds.
+    """
 
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     rates: tuple[float, ...] = DEFAULT_MESSAGE_RATES
     burst_s: float = 1.0
+    max_bisect_steps: int = 8
+    bisect_budget_s: float = 20.0
+    size_precision: float = 0.01  # relative: 1 %
+    size_resolution: int = 1 << 10  # absolute: 1 KiB (whichever of the two is larger)
 
     def sizes(self) -> list[int]:
         """Message sizes to try: powers of two from 256 B, ending at ``max_message_bytes``."""
@@ -99,6 +108,29 @@ class LoadPlan:
             sizes.append(size)
             size *= 2
         return [*sizes, self.max_message_bytes]
+
+    def size_tolerance(self, passed: int) -> int:
+        """How close the bisection gets: max(1 %, 1 KiB) of the largest size that passed.
+
+        A limit lies at or above the largest size that passed, so 1 % of that size is at
+        most 1 % of the limit.
+        """
+        return max(int(passed * self.size_precision), self.size_resolution)
+
+    def bisect_size(self, passed: int, failed: int) -> int | None:
+        """The next size between ``passed`` (went through) and ``failed`` (ended a connection).
+
+        None once the two are within ``size_tolerance(passed)``. Sizes are rounded down to a
+        quarter of the tolerance at most (a power of two, 256 B for 1 KiB), for readable
+        figures; halving the bracket still converges in the same number of steps.
+        """
+        tolerance = self.size_tolerance(passed)
+        if failed - passed <= tolerance:
+            return None
+        grain = 1 << max(0, (tolerance // 4).bit_length() - 1)
+        middle = (passed + failed) // 2
+        rounded = middle - middle % grain
+        return rounded if passed < rounded < failed else middle
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
-"""The size stage: messages of growing size on one connection until one ends it.
+"""The size stage: messages of growing size until one ends the connection, then bisection.
 
 Sizes double from 256 B up to the plan's ``max_message_bytes``. Each message is followed by a
 protocol ping: its pong proves the server read past the message (whether or not it echoes),
-and an echo, when the server echoes, is awaited too. The stage stops at the first size that
-ends the connection. Only one payload exists at a time, never larger than the budget.
+and an echo, when the server echoes, is awaited too. After the first size that ends the
+connection, the stage bisects between the largest size that passed and that one (steps with
+``phase="bisect"``) to within max(1 %, 1 KiB), with a bounded number of extra messages. A
+message that ends its connection is followed by a fresh connection; one that passes leaves
+its connection open for the next. Only one payload exists at a time, never larger than the
+budget.
 
 The connection's fate is kept in the steps, not in the stage's ``connections``: a close this
 stage provoked on purpose is no refusal, restart or unstable network.
@@ -41,10 +45,18 @@ class MessageCounter:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> MessageCounter:
-        self._task = asyncio.create_task(self._read())
+        self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        """Begin reading in the background."""
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        """Stop reading (what arrived stays counted)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -141,6 +153,117 @@ async def _size_step(
     )
 
 
+class _SizeRun:
+    """The size stage's messages, on one connection at a time: a fresh one after a failure."""
+
+    def __init__(
+        self,
+        path: PathSpec,
+        plan: Plan,
+        run_started: float,
+        ping_timeout_s: float,
+        expect_echo: bool,
+        stage: StageResult,
+    ) -> None:
+        self.path = path
+        self.load = plan.load
+        self.connect = dataclasses.replace(
+            plan.connect,
+            max_message_bytes=max(plan.connect.max_message_bytes, plan.load.max_message_bytes),
+        )
+        self.run_started = run_started
+        self.ping_timeout_s = ping_timeout_s
+        self.echoing = expect_echo
+        self.stage = stage
+        self.opened = 0
+        self.sent = 0  # messages sent on the current connection
+        self.probe: ProbeConnection | None = None
+        self.counter: MessageCounter | None = None
+
+    async def open(self) -> tuple[ProbeConnection, MessageCounter]:
+        """The current connection, or a fresh one when there is none (raises HandshakeError)."""
+        if self.probe is not None and self.counter is not None and self.probe.is_open:
+            return self.probe, self.counter
+        await self.close()
+        self.opened += 1
+        self.probe = await open_probe_connection(
+            self.path, self.connect, f"size-{self.opened}", "echo", self.run_started
+        )
+        self.counter = MessageCounter(self.probe)
+        self.counter.start()
+        self.sent = 0
+        return self.probe, self.counter
+
+    async def close(self) -> None:
+        """Close the current connection, if any."""
+        probe, counter = self.probe, self.counter
+        self.probe = self.counter = None
+        try:
+            if counter is not None:
+                await counter.stop()
+        finally:
+            if probe is not None:
+                await probe.close()
+
+    async def step(self, size: int, phase: str | None = None) -> Step:
+        """Send one message of ``size`` bytes (on a fresh connection after a failure)."""
+        began = time.monotonic()
+        try:
+            probe, counter = await self.open()
+        except HandshakeError as error:
+            failure = error.handshake.failure
+            return Step(
+                value=size,
+                ok=False,
+                failed=1,
+                failures={failure.reason if failure else "other": 1},
+                ending=handshake_ending(error),
+                status=failure.status if failure else None,
+                elapsed_s=round(time.monotonic() - began, 4),
+                phase=phase,
+            )
+        self.sent += 1
+        due = self.sent if self.echoing else None
+        step = await _size_step(probe, counter, size, self.ping_timeout_s, due)
+        step.phase = phase
+        if step.ok:
+            self.echoing = self.echoing and step.answered > 0
+        return step
+
+    async def ramp(self) -> Step | None:
+        """Sizes doubling up to the budget, until one fails; that failure, if any."""
+        for size in self.load.sizes():
+            step = await self.step(size)
+            self.stage.steps.append(step)
+            if not step.ok:
+                return step
+        return None
+
+    async def bisect(self, failure: Step) -> None:
+        """Narrow the bracket between the largest size that passed and the smallest that failed.
+
+        Bounded by the plan: at most ``max_bisect_steps`` messages and ``bisect_budget_s``
+        seconds; a connection that no longer opens ends the bisection.
+        """
+        passed = [s.value for s in self.stage.steps if s.ok]
+        if not passed or failure.ending is None or failure.ending.kind == "handshake_failed":
+            return
+        low, high = int(max(passed)), int(failure.value)
+        deadline = time.monotonic() + self.load.bisect_budget_s
+        for _ in range(self.load.max_bisect_steps):
+            size = self.load.bisect_size(low, high)
+            if size is None or time.monotonic() >= deadline:
+                return
+            step = await self.step(size, phase="bisect")
+            self.stage.steps.append(step)
+            if step.ok:
+                low = size
+            elif step.ending is not None and step.ending.kind == "handshake_failed":
+                return
+            else:
+                high = size
+
+
 async def size_stage(
     path: PathSpec,
     plan: Plan,
@@ -149,9 +272,10 @@ async def size_stage(
     expect_echo: bool,
     sink: list[StageResult],
 ) -> None:
-    """Send growing messages on one connection until one ends it; append the stage to ``sink``.
+    """Send growing messages until one ends the connection, then bisect the limit.
 
-    ``expect_echo`` says whether the server echoed small messages (the echo stage's finding).
+    Appends the stage to ``sink``. ``expect_echo`` says whether the server echoed small
+    messages (the echo stage's finding).
     """
     began = time.monotonic()
     stage = StageResult(
@@ -160,35 +284,24 @@ async def size_stage(
         duration_s=0.0,
         ping_timeout_s=ping_timeout_s,
     )
-    limit = plan.load.max_message_bytes
-    connect = dataclasses.replace(
-        plan.connect, max_message_bytes=max(plan.connect.max_message_bytes, limit)
-    )
+    run = _SizeRun(path, plan, run_started, ping_timeout_s, expect_echo, stage)
     async with LoopLagMonitor() as lag:
         try:
-            probe = await open_probe_connection(path, connect, "size-1", "echo", run_started)
-        except HandshakeError as error:
-            stage.notes.append(f"the size connection did not open: {error}")
+            try:
+                await run.open()
+            except HandshakeError as error:
+                stage.notes.append(f"the size connection did not open: {error}")
+            else:
+                failure = await run.ramp()
+                if failure is not None:
+                    await run.bisect(failure)
         except asyncio.CancelledError:
             stage.interrupted = True
             raise
-        else:
-            try:
-                async with MessageCounter(probe) as counter:
-                    echoing = expect_echo
-                    for index, size in enumerate(plan.load.sizes()):
-                        due = index + 1 if echoing else None
-                        step = await _size_step(probe, counter, size, ping_timeout_s, due)
-                        stage.steps.append(step)
-                        if not step.ok:
-                            break
-                        echoing = echoing and step.answered > 0
-            except asyncio.CancelledError:
-                stage.interrupted = True
-                raise
-            finally:
-                await probe.close()
         finally:
-            stage.loop_lag = lag.result()
-            stage.duration_s = round(time.monotonic() - began, 4)
-            sink.append(stage)
+            try:
+                await run.close()
+            finally:
+                stage.loop_lag = lag.result()
+                stage.duration_s = round(time.monotonic() - began, 4)
+                sink.append(stage)

@@ -8,7 +8,7 @@ Failure keys starting with ``client_`` are the client's own limits, never the se
 
 from __future__ import annotations
 
-from wsdoctor.diagnosis.model import Culprit, Finding
+from wsdoctor.diagnosis.model import Culprit, Finding, Hop
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
 
@@ -100,7 +100,37 @@ def _levels(ramp: list[Step]) -> str:
     return f"levels fully held: {', '.join(good)}" if good else "no level was fully held"
 
 
-def _limit(path: PathResult, stage: StageResult, ramp: list[Step], bad: Step) -> Judgement:
+def _is_direct(path: PathResult) -> bool:
+    return path.name == "direct" and path.proxy is None
+
+
+def _hop(obs: Observations, path: PathResult, held: int) -> tuple[Hop | None, str | None]:
+    """Where the limit sits, and why when it cannot be placed.
+
+    `wsdoctor capacity` ramps one direct URL: what fails there is the server's limit. A path
+    through a proxy is placed by comparison: another path that held more connections puts the
+    limit at the proxy, a direct path that failed as well puts it at the server.
+    """
+    if _is_direct(path):
+        return "server", None
+    for other in obs.paths:
+        stage = other.stage("capacity")
+        if other is path or stage is None:
+            continue
+        ramp = _steps(stage, "ramp")
+        if any(s.answered > held for s in ramp):
+            return "proxy", None
+        if _is_direct(other) and any(not s.ok for s in ramp):
+            return "server", None
+    return None, (
+        f"{path.name}: not placed: this path goes through an intermediary and no direct path "
+        "was ramped to compare; ramp the server's own URL too to tell the proxy from the server"
+    )
+
+
+def _limit(
+    obs: Observations, path: PathResult, stage: StageResult, ramp: list[Step], bad: Step
+) -> Judgement:
     server, _ = _split(bad.failures)
     held = max(s.answered for s in ramp)
     dominant = max(server, key=lambda key: (server[key], key))
@@ -120,6 +150,9 @@ def _limit(path: PathResult, stage: StageResult, ramp: list[Step], bad: Step) ->
     ]
     if recovery:
         evidence.append(f"{path.name}: {recovery}")
+    hop, unplaced = _hop(obs, path, held)
+    if unplaced:
+        evidence.append(unplaced)
     remedy = _REMEDIES[kind].format(limit=held)
     return Judgement(
         Finding(
@@ -130,6 +163,7 @@ def _limit(path: PathResult, stage: StageResult, ramp: list[Step], bad: Step) ->
             remedy,
         ),
         culprit=culprit,
+        hop=hop,
         confidence=0.9 if held else 0.6,
         rank=LIMIT_RANK,
         summary=f"The {path.name} path holds about {held} concurrent connections: beyond that, "
@@ -245,7 +279,7 @@ def _storm(path: PathResult, stage: StageResult) -> Judgement | None:
     )
 
 
-def _judge_path(path: PathResult, stage: StageResult) -> list[Judgement]:
+def _judge_path(obs: Observations, path: PathResult, stage: StageResult) -> list[Judgement]:
     ramp = _steps(stage, "ramp")
     if not ramp:
         return []
@@ -253,7 +287,7 @@ def _judge_path(path: PathResult, stage: StageResult) -> list[Judgement]:
     bad = next((s for s in ramp if not s.ok), None)
     server, client = _split(bad.failures) if bad else ({}, {})
     if bad is not None and server:
-        out.append(_limit(path, stage, ramp, bad))
+        out.append(_limit(obs, path, stage, ramp, bad))
     if bad is not None and client:
         out.append(_client_limited(path, stage, ramp, bad, decisive=not server))
     if bad is None:
@@ -268,5 +302,5 @@ def judge_capacity(obs: Observations) -> list[Judgement]:
     for path in obs.paths:
         stage = path.stage("capacity")
         if stage is not None:
-            out.extend(_judge_path(path, stage))
+            out.extend(_judge_path(obs, path, stage))
     return out

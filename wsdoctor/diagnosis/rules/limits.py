@@ -18,7 +18,7 @@ from wsdoctor.diagnosis.knowledge import known_message_limits_within
 from wsdoctor.diagnosis.model import Finding, Hop
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
-from wsdoctor.observations import Ending, Observations, PathResult, StageResult, Step
+from wsdoctor.observations import Observations, PathResult, StageResult, Step
 
 LIMIT_RANK = 65
 STAGES_OK_RANK = 5
@@ -63,21 +63,62 @@ def _split(stage: StageResult) -> tuple[list[Step], Step | None]:
     return [s for s in stage.steps if s.ok], failed
 
 
+def _is_direct(path: PathResult) -> bool:
+    return path.name == "direct" and path.proxy is None
+
+
 def _hop(
-    obs: Observations, path: PathResult, stage_name: str, value: float, ending: Ending | None
-) -> Hop | None:
-    """The proxy hop when another path carried ``value`` fine, else the server if it closed."""
-    for other in obs.paths:
-        stage = other.stage(stage_name)
-        if path.name == "direct" or other is path or stage is None:
-            continue
-        if any(s.ok and s.value >= value for s in stage.steps):
-            return "proxy"
-    return "server" if ending is not None and ending.kind == "close_frame" else None
+    obs: Observations, path: PathResult, stage_name: str, failed: Step
+) -> tuple[Hop | None, str | None]:
+    """Where a limit sits, and why when it cannot be placed.
+
+    Seen through a proxy only (another path carried ``failed.value`` fine): the proxy. A
+    silent ending: the network. On the direct path too, or a close frame or HTTP 429 from the
+    far end, or a FIN or RST on the direct path (nothing between the probe and the server):
+    the server. A FIN or RST seen through a proxy with no direct path to compare stays
+    unplaced, and the second value says why.
+    """
+    ending, value = failed.ending, failed.value
+    others = [(p, p.stage(stage_name)) for p in obs.paths if p is not path]
+    others = [(p, stage) for p, stage in others if stage is not None]
+    if not _is_direct(path) and any(
+        s.ok and s.value >= value for _, stage in others for s in stage.steps
+    ):
+        return "proxy", None
+    if ending is not None and ending.kind == "silent":
+        return "network", None
+    if any(
+        _is_direct(p) and any(not s.ok and s.value <= value for s in stage.steps)
+        for p, stage in others
+    ):
+        return "server", None
+    if failed.status == 429 or ending is None or ending.kind == "close_frame":
+        return "server", None
+    if _is_direct(path):
+        return "server", None
+    return None, (
+        f"{path.name}: not placed: the connection was cut ({describe_step_ending(failed)}) "
+        "through an intermediary and no direct path carried this load to compare; probe the "
+        "server's own URL as well (wsdoctor compare) to tell the proxy from the server"
+    )
+
+
+def size_bracket(stage: StageResult) -> tuple[list[Step], Step | None]:
+    """The steps that passed below the smallest size that ended a connection, and that step.
+
+    A fresh connection that did not open (while bisecting) says nothing about size: such a
+    step is the failure only when no message ended a connection.
+    """
+    failures = [s for s in stage.steps if not s.ok]
+    by_size = [s for s in failures if s.ending is None or s.ending.kind != "handshake_failed"]
+    failed = min(by_size or failures[:1], key=lambda s: s.value, default=None)
+    if failed is None:
+        return [s for s in stage.steps if s.ok], None
+    return [s for s in stage.steps if s.ok and s.value < failed.value], failed
 
 
 def _size_judgement(
-    obs: Observations, path: PathResult, passed: list[Step], failed: Step
+    obs: Observations, path: PathResult, stage: StageResult, passed: list[Step], failed: Step
 ) -> Judgement:
     largest = int(max(s.value for s in passed))
     how = describe_step_ending(failed)
@@ -88,6 +129,21 @@ def _size_judgement(
         f"{path.name}: messages up to {size_text(largest)} went through; one of "
         f"{size_text(failed.value)} ended the connection with {how}"
     ]
+    bisected = [s for s in stage.steps if s.phase == "bisect"]
+    if bisected:
+        evidence.append(
+            f"{path.name}: the limit lies between passed {largest:,} B and failed "
+            f"{int(failed.value):,} B ({len(bisected)} bisection messages)"
+        )
+    beyond = [s for s in stage.steps if s.ok and s.value >= failed.value]
+    if beyond:
+        evidence.append(
+            f"{path.name}: yet a larger message of {size_text(max(s.value for s in beyond))} "
+            "went through on another connection: the limit is not steady"
+        )
+    hop, unplaced = _hop(obs, path, "size", failed)
+    if unplaced:
+        evidence.append(unplaced)
     remedies = [
         f"Keep messages at or below {size_text(largest)} (split larger payloads into chunks), "
         f"or raise the limit where it is set ({SIZE_SETTINGS})."
@@ -104,7 +160,7 @@ def _size_judgement(
             remedies[0],
         ),
         culprit="message_size_limit",
-        hop=_hop(obs, path, "size", failed.value, failed.ending),
+        hop=hop,
         confidence=confidence,
         rank=LIMIT_RANK,
         summary=f"Messages larger than {size_text(largest)} end connections on the {path.name} "
@@ -121,9 +177,9 @@ def judge_message_size(obs: Observations) -> list[Judgement]:
         stage = path.stage("size")
         if stage is None or not stage.steps:
             continue
-        passed, failed = _split(stage)
+        passed, failed = size_bracket(stage)
         if failed is not None and passed:
-            out.append(_size_judgement(obs, path, passed, failed))
+            out.append(_size_judgement(obs, path, stage, passed, failed))
         elif failed is not None:
             out.append(
                 Judgement(
@@ -182,6 +238,9 @@ def _rate_judgement(
         evidence.append(f"{path.name}: the reconnect right after was refused with HTTP 429")
     below = f"stay below {fastest:g} messages/s per connection" if fastest else "slow down"
     summary_tail = f"; {fastest:g}/s went through." if fastest else "."
+    hop, unplaced = _hop(obs, path, "rate", failed)
+    if unplaced:
+        evidence.append(unplaced)
     return Judgement(
         Finding(
             "rate_limit",
@@ -191,7 +250,7 @@ def _rate_judgement(
             f"Batch or coalesce messages and {below}, or raise the server's rate limit.",
         ),
         culprit="rate_limit",
-        hop=_hop(obs, path, "rate", failed.value, failed.ending),
+        hop=hop,
         confidence=0.9 if failed.status == 429 else 0.85,
         rank=LIMIT_RANK,
         summary=f"The {path.name} path limits the message rate: a burst at "
