@@ -33,7 +33,7 @@ def test_proxy_idle_timeout_is_placed_at_the_proxy_hop(action: str, ending: str)
     assert verdict.hop == "proxy"
     assert abs(verdict.idle_timeout_s - 3.0) <= tolerance(3.0)
     assert ending in run.endings("via-proxy")
-    assert "local" in run.endings("direct") and ending not in run.endings("direct")
+    assert "open" in run.endings("direct") and ending not in run.endings("direct")
     assert_heartbeat_remedy(verdict.remedies, verdict.idle_timeout_s)
 
 

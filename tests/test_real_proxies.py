@@ -49,8 +49,13 @@ def assert_fin_without_close_frame(run: RealRun) -> None:
     assert sentinels and set(sentinels) == {"eof"}, sentinels
     ends = run.ends("via-proxy")
     assert "close_frame" not in ends, ends
-    # A rung that pings just as the proxy closes may see an RST instead; nothing else.
-    assert set(ends) <= {"eof", "reset", "local"}, ends
+    # A rung that pings just as the proxy closes may see an RST instead; nothing else. Rungs
+    # that answered their ping go quiet again and may still be open when the stage ends.
+    assert set(ends) <= {"eof", "reset", "local", "open"}, ends
+    still_open = [c for c in idle.connections if c.ending.kind == "open"]
+    assert all(
+        c.role == "rung" and any(e.kind == "pong_received" for e in c.events) for c in still_open
+    ), [c.id for c in still_open]
     assert set(run.ends("direct")) <= {"local", "open"}, run.ends("direct")
 
 
@@ -135,14 +140,19 @@ def test_squid_forward_proxy_read_timeout(tmp_path: Path) -> None:
     report_figures("squid (CONNECT) read_timeout 3 seconds", run, TIMEOUT_S)
     assert run.lab.observations.paths[1].proxy is not None
     assert_idle_timeout_at_proxy(run)
-    # Squid itself fires between N-1 and N s (whole-second clock); wsdoctor must still be
-    # within the usual tolerance of what Squid really did: the sentinels' FIN.
-    measured = run.lab.verdict.idle_timeout_s
+    # Squid itself fires between N-1 and N s (whole-second clock); the figure is the earliest
+    # of its FINs (what a heartbeat must beat), and the range reaches what the sentinels saw.
+    verdict = run.lab.verdict
+    measured = verdict.idle_timeout_s
     assert TIMEOUT_S - SQUID_CLOCK_S - 0.1 <= measured <= TIMEOUT_S + tolerance(TIMEOUT_S)
     idle = run.lab.observations.paths[1].stage("idle")
     assert idle is not None
-    actual = min(c.ending.age_s for c in idle.connections if c.role == "sentinel")
-    assert abs(measured - actual) <= tolerance(actual)
+    sentinels = [c.ending.idle_s for c in idle.connections if c.role == "sentinel"]
+    assert measured <= min(sentinels) + 0.05, (measured, sentinels)
+    assert verdict.idle_timeout_range_s is not None
+    low, high = verdict.idle_timeout_range_s
+    assert low == measured and high >= max(sentinels) - 0.05, (low, high, sentinels)
+    assert high - low <= SQUID_CLOCK_S + 0.1, (low, high)
     assert_fin_without_close_frame(run)
 
 

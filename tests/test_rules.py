@@ -306,7 +306,7 @@ def test_keepers_that_outlive_the_drop_raise_confidence() -> None:
     ).verdict
     assert without.culprit == with_keepers.culprit == "proxy_idle_timeout"
     assert with_keepers.confidence > without.confidence
-    assert "were seen to keep this path alive" in with_keepers.remedies[-1]
+    assert "pinging every 32 s outlived the drop" in with_keepers.remedies[-1]
 
 
 # --- two paths: direct and via-proxy -------------------------------------------------------

@@ -46,6 +46,8 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
         connection_limit=best.connection_limit,
         max_message_bytes=best.max_message_bytes,
         remedies=list(best.remedies),
+        idle_timeout_range_s=best.idle_timeout_range_s,
+        idle_clusters=list(best.idle_clusters),
     )
 
 

@@ -8,6 +8,13 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from wsdoctor.diagnosis.clusters import (
+    MIN_CLUSTER_SAMPLES,
+    Clock,
+    DropCluster,
+    DropSample,
+    cluster_drops,
+)
 from wsdoctor.observations import ConnectionRecord, HandshakeFailure, PathResult
 
 IMMEDIATE_CLOSE_S = 0.3  # a close this soon after opening is a refusal, not an idle timeout
@@ -38,7 +45,11 @@ def tolerance(seconds: float) -> float:
 
 @dataclass
 class IdleDrop:
-    """Idle connections ended at about ``idle_s`` seconds of idleness."""
+    """Idle connections ended at about ``idle_s`` seconds: one cluster, or a silent bound.
+
+    For a cluster of closes ``idle_s`` is its earliest member (what a heartbeat must beat) on
+    its ``clock``; for a silent drop it is the middle of the bracket.
+    """
 
     idle_s: float
     low_s: float
@@ -49,6 +60,15 @@ class IdleDrop:
     reasons: list[str] = field(default_factory=list)
     survived_rungs: list[float] = field(default_factory=list)
     reset_on_send: bool = False
+    clock: Clock = "idle"
+    ended_by: dict[str, int] = field(default_factory=dict)
+    member_ids: list[str] = field(default_factory=list)
+    founders: int = 0  # members that were idle-stage connections (not heartbeat or traffic)
+
+    @property
+    def spread_s(self) -> float:
+        """How far apart the earliest and the latest member ended."""
+        return round(self.high_s - self.low_s, 3)
 
     @property
     def uncertainty_s(self) -> float:
@@ -83,6 +103,11 @@ def _idle_connections(path: PathResult) -> list[ConnectionRecord]:
     return [c for c in stage.connections if c.handshake.ok] if stage else []
 
 
+def _keeper_connections(path: PathResult) -> list[ConnectionRecord]:
+    stage = path.stage("heartbeat")
+    return [c for c in stage.connections if c.handshake.ok] if stage else []
+
+
 def _answered_rungs(records: list[ConnectionRecord]) -> list[float]:
     return sorted(
         c.planned_idle_s
@@ -93,86 +118,157 @@ def _answered_rungs(records: list[ConnectionRecord]) -> list[float]:
     )
 
 
-def _pinged(record: ConnectionRecord) -> bool:
-    return any(e.kind == "ping_sent" for e in record.events)
+def _unanswered_ping(record: ConnectionRecord) -> bool:
+    """The probe's last ping got no pong before the connection ended."""
+    last_ping = max((e.t for e in record.events if e.kind == "ping_sent"), default=None)
+    if last_ping is None:
+        return False
+    return not any(e.kind == "pong_received" and e.t >= last_ping for e in record.events)
 
 
-def _contradicted(answered: list[float], bound_s: float) -> bool:
-    """A rung idle for clearly longer than ``bound_s`` still answered: no idle timeout there."""
-    return any(r > bound_s + tolerance(bound_s) for r in answered)
+def _drop_sample(record: ConnectionRecord) -> DropSample | None:
+    """A connection the far side ended on its own (not in answer to an unanswered ping)."""
+    if (
+        not closed_by_peer(record)
+        or record.ending.age_s < IMMEDIATE_CLOSE_S
+        or _unanswered_ping(record)
+    ):
+        return None
+    return DropSample(
+        id=record.id,
+        how=record.ending.kind,
+        idle_s=record.ending.idle_s,
+        age_s=record.ending.age_s,
+        keeper=record.role in ("heartbeat", "traffic"),
+        code=record.ending.code,
+        reason=record.ending.reason,
+    )
 
 
-def _timed_drop(closed: list[ConnectionRecord], answered: list[float]) -> IdleDrop | None:
-    """The first cluster of closes on fully idle connections that no answered rung refutes."""
-    idles = sorted(c.ending.idle_s for c in closed)
-    for first in idles:
-        agreeing = [v for v in idles if first <= v <= first + tolerance(first)]
-        if _contradicted(answered, max(agreeing)):
-            continue
-        members = [c for c in closed if first <= c.ending.idle_s <= max(agreeing)]
-        kinds = [c.ending.kind for c in members]
-        return IdleDrop(
-            idle_s=round(statistics.median(agreeing), 3),
-            low_s=round(min(agreeing), 3),
-            high_s=round(max(agreeing), 3),
-            how=max(set(kinds), key=kinds.count),
-            samples=len(agreeing),
-            codes=sorted({c.ending.code for c in members if c.ending.code is not None}),
-            reasons=sorted({c.ending.reason for c in members if c.ending.reason}),
-            survived_rungs=[r for r in answered if r < first],
-        )
-    return None
-
-
-def _silent_drop(records: list[ConnectionRecord], answered: list[float]) -> IdleDrop | None:
-    """The shortest unanswered rung that no longer answered rung refutes, bracketed."""
-    failed = sorted(
+def _failed_rungs(records: list[ConnectionRecord], answered: list[float]) -> list[ConnectionRecord]:
+    """Rungs whose one ping went unanswered (silence, or a RST once data was sent)."""
+    return sorted(
         (
             c
             for c in records
             if c.role == "rung"
             and c.planned_idle_s is not None
-            and _pinged(c)
+            and _unanswered_ping(c)
             and c.planned_idle_s not in answered
             and c.ending.kind != "open"
         ),
         key=lambda c: c.planned_idle_s or 0.0,
     )
-    for index, first in enumerate(failed):
-        high = first.planned_idle_s or 0.0
-        if _contradicted(answered, high):
-            continue
-        below = [r for r in answered if r < high]
-        low = below[-1] if below else 0.0
-        beyond = failed[index:]
-        return IdleDrop(
-            idle_s=round((low + high) / 2, 3),
-            low_s=low,
-            high_s=high,
-            how="silent",
-            samples=len(beyond),
-            survived_rungs=below,
-            reset_on_send=any(closed_by_peer(c) for c in beyond),
-        )
-    return None
 
 
-def idle_drop(path: PathResult) -> IdleDrop | None:
-    """When idle connections were ended, and how.
+def _silent_drop(failed: list[ConnectionRecord], answered: list[float]) -> IdleDrop | None:
+    """The shortest unanswered rung, bracketed by the longest answered rung below it.
 
-    Connections closed by the peer while fully idle time the drop exactly. Failing that,
-    rungs whose ping went unanswered (silence, or a RST only once data was sent) bound it
-    between the longest answered rung and the shortest failed one. A drop that a longer
-    answered rung refutes is no idle timeout: it is left to the instability rule.
+    A longer rung that still answered does not refute it (it may have met another node of a
+    fleet); one unanswered rung alone is no timer: at least two are needed.
+    """
+    if len(failed) < MIN_CLUSTER_SAMPLES:
+        return None
+    high = failed[0].planned_idle_s or 0.0
+    below = [r for r in answered if r < high]
+    low = below[-1] if below else 0.0
+    return IdleDrop(
+        idle_s=round((low + high) / 2, 3),
+        low_s=low,
+        high_s=high,
+        how="silent",
+        samples=len(failed),
+        survived_rungs=below,
+        reset_on_send=any(closed_by_peer(c) for c in failed),
+        member_ids=[c.id for c in failed],
+        founders=len(failed),
+    )
+
+
+def _closing_drop(cluster: DropCluster, answered: list[float]) -> IdleDrop:
+    members = cluster.members
+    return IdleDrop(
+        idle_s=round(cluster.low_s, 3),
+        low_s=round(cluster.low_s, 3),
+        high_s=round(cluster.high_s, 3),
+        how=cluster.how,
+        samples=cluster.samples,
+        codes=sorted({m.code for m in members if m.code is not None}),
+        reasons=sorted({m.reason for m in members if m.reason}),
+        survived_rungs=[r for r in answered if r < cluster.low_s],
+        clock=cluster.clock,
+        ended_by=cluster.ended_by,
+        member_ids=[m.id for m in members],
+        founders=cluster.founders,
+    )
+
+
+def _seen_idle_s(record: ConnectionRecord) -> float:
+    """The longest idle period a connection that was not dropped is known to have lived."""
+    planned = record.planned_idle_s if record.role == "rung" else None
+    answered = planned if any(e.kind == "pong_received" for e in record.events) else None
+    open_idle = record.ending.idle_s if record.ending.kind == "open" else None
+    return max((v for v in (answered, open_idle) if v is not None), default=0.0)
+
+
+@dataclass
+class IdleAnalysis:
+    """Every idle connection of one path as a sample: clusters of drops, and survivors."""
+
+    drops: list[IdleDrop]  # repeatable clusters and the silent bound, shortest first
+    unplaced: list[DropSample]  # drops of idle connections that belong to no cluster
+    lone_silent: list[ConnectionRecord]  # one unanswered rung, too few to bound a timer
+    survivors: list[float]  # idle reached by idle connections never dropped, longest first
+
+    @property
+    def binding(self) -> IdleDrop | None:
+        """The shortest repeatable drop: what every heartbeat must beat."""
+        return self.drops[0] if self.drops else None
+
+    def outlived_all(self) -> list[float]:
+        """Survivors idle longer than every drop: nodes with no (or a longer) timeout."""
+        last = max((d.high_s for d in self.drops), default=0.0)
+        return [s for s in self.survivors if s > last + tolerance(last)]
+
+    def share(self, drop: IdleDrop) -> float:
+        """The fraction of idle connections whose fate is known that ended in ``drop``."""
+        known = sum(d.founders for d in self.drops) + len(self.unplaced)
+        known += len(self.lone_silent) + len(self.outlived_all())
+        return round(drop.founders / known, 3) if known else 0.0
+
+    def cut_idle(self) -> bool:
+        """Some peer cut an idle connection (close, FIN, RST, or pings unanswered)."""
+        return bool(self.drops or self.unplaced or self.lone_silent)
+
+
+def idle_analysis(path: PathResult) -> IdleAnalysis:
+    """Cluster the drops of the idle stage (joined by heartbeat and traffic connections).
+
+    Connections closed by the peer time a drop exactly, on their idle and age clocks; rungs
+    whose ping went unanswered bound a silent drop from above.
     """
     records = _idle_connections(path)
     answered = _answered_rungs(records)
-    closed = [
-        c
-        for c in records
-        if closed_by_peer(c) and not _pinged(c) and c.ending.age_s >= IMMEDIATE_CLOSE_S
-    ]
-    return _timed_drop(closed, answered) or _silent_drop(records, answered)
+    samples = [s for c in [*records, *_keeper_connections(path)] if (s := _drop_sample(c))]
+    clusters, left = cluster_drops(samples)
+    drops = [_closing_drop(c, answered) for c in clusters]
+    failed = _failed_rungs(records, answered)
+    silent = _silent_drop(failed, answered)
+    if silent is not None:
+        drops.append(silent)
+    dropped = {s.id for s in samples} | {c.id for c in failed}
+    survivors = sorted((_seen_idle_s(c) for c in records if c.id not in dropped), reverse=True)
+    return IdleAnalysis(
+        drops=sorted(drops, key=lambda d: d.idle_s),
+        unplaced=[s for s in left if not s.keeper],
+        lone_silent=failed if silent is None else [],
+        survivors=survivors,
+    )
+
+
+def idle_drop(path: PathResult) -> IdleDrop | None:
+    """The shortest repeatable idle drop on the path, or None (see ``idle_analysis``)."""
+    return idle_analysis(path).binding
 
 
 def keeper_fates(path: PathResult, drop: IdleDrop) -> list[KeeperFate]:
@@ -243,33 +339,53 @@ def idle_survived_s(path: PathResult) -> float | None:
     return answered[-1] if answered else None
 
 
-def _explained(record: ConnectionRecord, drop: IdleDrop | None) -> bool:
-    if drop is None:
-        return False
-    slack = tolerance(drop.high_s) + drop.uncertainty_s
-    if record.role in ("sentinel", "rung"):
-        idle = record.planned_idle_s if record.ending.kind == "silent" else record.ending.idle_s
-        return (idle or 0.0) >= drop.low_s - slack
-    return abs(record.ending.age_s - drop.idle_s) <= slack + (record.interval_s or 0.0)
+def _explained_ids(path: PathResult) -> set[str]:
+    """Connections whose end the idle analysis accounts for: members of a drop, lone drops of
+    idle connections beyond the shortest drop (a longer timer seen once), and a single lone
+    drop with no cluster at all (too little to call either a timer or instability)."""
+    analysis = idle_analysis(path)
+    ids = {i for d in analysis.drops for i in d.member_ids}
+    binding = analysis.binding
+    if binding is not None:
+        ids |= {s.id for s in analysis.unplaced if s.idle_s >= binding.low_s}
+    elif len(analysis.unplaced) + len(analysis.lone_silent) == 1:
+        ids |= {s.id for s in analysis.unplaced} | {c.id for c in analysis.lone_silent}
+    silent = next((d for d in analysis.drops if d.how == "silent"), None)
+    if silent is not None:  # keepers that beat slower than a black hole's timeout meet it too
+        ids |= {
+            c.id
+            for c in _keeper_connections(path)
+            if (c.ending.kind == "silent" or _unanswered_ping(c))
+            and (c.interval_s or 0.0) >= silent.low_s
+        }
+    return ids
 
 
-def unexpected_drops(path: PathResult, drop: IdleDrop | None) -> list[ConnectionRecord]:
-    """Connections lost to FIN, RST or silence that the idle drop does not explain.
+def _idle_or_keeper(record: ConnectionRecord, path: PathResult) -> bool:
+    return any(
+        record in stage.connections for stage in path.stages if stage.name in ("idle", "heartbeat")
+    )
+
+
+def unexpected_drops(path: PathResult) -> list[ConnectionRecord]:
+    """Connections lost to FIN, RST or silence that no idle drop explains.
 
     Close frames are left out: a server that says why it closes is not an unstable network.
     """
+    explained = _explained_ids(path)
     return [
         c
         for stage in path.stages
         for c in stage.connections
         if c.ending.kind in ("eof", "reset", "silent")
         and c.ending.age_s >= IMMEDIATE_CLOSE_S
-        and not _explained(c, drop)
+        and not (c.id in explained and _idle_or_keeper(c, path))
     ]
 
 
-def server_closes(path: PathResult, drop: IdleDrop | None) -> list[ConnectionRecord]:
-    """Connections the server closed with a close frame that the idle drop does not explain."""
+def server_closes(path: PathResult) -> list[ConnectionRecord]:
+    """Connections the server closed with a close frame that no idle drop explains."""
+    explained = _explained_ids(path)
     return [
         c
         for stage in path.stages
@@ -277,7 +393,7 @@ def server_closes(path: PathResult, drop: IdleDrop | None) -> list[ConnectionRec
         if c.ending.kind == "close_frame"
         and c.ending.initiator != "client"
         and c.ending.age_s >= IMMEDIATE_CLOSE_S
-        and not _explained(c, drop)
+        and not (c.id in explained and _idle_or_keeper(c, path))
     ]
 
 

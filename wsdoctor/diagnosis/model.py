@@ -40,6 +40,20 @@ class Finding:
 
 
 @dataclass
+class IdleCluster:
+    """One group of idle drops on a path: the timeout some of its connections met."""
+
+    path: str
+    idle_s: float  # the earliest drop (for a silent drop, the middle of its bracket)
+    low_s: float
+    high_s: float
+    connections: int
+    share: float  # of the idle connections whose fate is known
+    ended_by: dict[str, int] = field(default_factory=dict)
+    clock: Literal["idle", "age"] = "idle"
+
+
+@dataclass
 class Verdict:
     """The one answer of a run (field names are the public report contract)."""
 
@@ -53,6 +67,8 @@ class Verdict:
     connection_limit: int | None = None
     max_message_bytes: int | None = None
     remedies: list[str] = field(default_factory=list)
+    idle_timeout_range_s: list[float] | None = None
+    idle_clusters: list[IdleCluster] = field(default_factory=list)
 
 
 @dataclass

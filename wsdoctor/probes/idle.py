@@ -1,10 +1,16 @@
 """The idle and heartbeat stages, run at once so a timeout T is found in about T seconds.
 
 Sentinels stay fully idle and time any close exactly. Rungs stay idle until their own idle
-time, then ping once: the first unanswered rung bounds a silent drop. Heartbeat connections
-ping at 1, 2, 4 ... s and a traffic connection sends application messages: if they outlive
-the drop, it was an idle timeout; if they die at the same age, it was a lifetime cap.
-The stage stops as soon as that evidence is in, not at ``max_idle``.
+time, then ping once: the first unanswered rung bounds a silent drop; an answered rung goes
+quiet again, so it times a close once more on a fresh idle clock (its idle age and its age now
+disagree, which tells an idle timeout from a lifetime cap). Heartbeat connections ping at 1,
+2, 4 ... s and a traffic connection sends application messages: if they outlive the drop, it
+was an idle timeout; if they die at the same age, it was a lifetime cap.
+
+Every idle connection is a sample, and one address may hide several timers (a fleet of nodes,
+worker processes): the stage stops once the evidence is complete, not at ``max_idle``, and it
+is complete only when no idle connection has outlived every drop seen so far (such a survivor
+is watched until it drops too, or reaches ``max_idle``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ TRAFFIC_INTERVAL_S = 1.0
 SURVIVAL_MARGIN = 1.1
 SURVIVAL_EXTRA_S = 1.0
 ORPHAN_DRAIN_LIMIT = 10_000
+MIN_DROPS = 2
+"""Drops needed before the stage may stop early: one alone may be a glitch."""
+TICK_S = 1.0
+"""Timers checked on a one-second tick spread one timeout over about a second."""
+SETTLE_S = 0.2
+"""After a close, wait this long before stopping: its neighbours may be closing too."""
 
 
 @dataclass
@@ -48,9 +60,12 @@ class SharedHorizon:
     """Drops timed on any path, so a path without one can stop once it has outlived them."""
 
     drops: dict[str, float] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
 
     def longest_elsewhere(self, path_name: str) -> float | None:
-        """The latest drop seen on the other paths."""
+        """The latest drop seen on the other paths, once every other path has finished."""
+        if self.running - {path_name}:
+            return None
         others = [t for name, t in self.drops.items() if name != path_name]
         return max(others) if others else None
 
@@ -103,7 +118,7 @@ async def _rung(run: _Run, slot: _Slot, probe: ProbeConnection) -> None:
     with contextlib.suppress(ConnectionClosed):
         slot.rung_answered = await probe.ping(run.ping_timeout_s) is not None
     if slot.rung_answered:
-        await probe.close()
+        await probe.conn.wait_closed()  # quiet again: a sentinel on a fresh idle clock
 
 
 async def _heartbeat(run: _Run, slot: _Slot, probe: ProbeConnection) -> None:
@@ -161,18 +176,64 @@ async def _open_and_run(run: _Run, slot: _Slot, gate: asyncio.Semaphore) -> None
         run.status.drops += 1
 
 
-def _drop_time(run: _Run) -> float | None:
-    """An upper bound on the drop's idle time, once one has been seen on an idle connection."""
-    bounds: list[float] = []
-    for slot in run.slots:
-        probe = slot.probe
-        if probe is None or slot.role not in ("sentinel", "rung"):
-            continue
+def _idle_slots(run: _Run) -> list[tuple[_Slot, ProbeConnection]]:
+    return [
+        (slot, slot.probe)
+        for slot in run.slots
+        if slot.probe is not None and slot.role in ("sentinel", "rung")
+    ]
+
+
+@dataclass
+class _Drops:
+    """What the idle connections have shown so far."""
+
+    close_ages: list[float] = field(default_factory=list)  # age at each close
+    close_idles: list[float] = field(default_factory=list)  # idle age at each close
+    silent: list[float] = field(default_factory=list)  # idle of each unanswered rung
+    last_loss: float | None = None  # monotonic time of the latest close on any connection
+
+    @property
+    def count(self) -> int:
+        """Drops of every kind."""
+        return len(self.close_ages) + len(self.silent)
+
+    @property
+    def first_s(self) -> float:
+        """The earliest drop: closes by age (sentinels time it; rungs that pinged reset only
+        their idle clock), silence by the unanswered rung's idle."""
+        return min(self.close_ages + self.silent)
+
+    @property
+    def last_s(self) -> float:
+        """The longest idle at which something dropped."""
+        return max(self.close_idles + self.silent)
+
+
+def _drops(run: _Run) -> _Drops:
+    drops = _Drops()
+    for slot, probe in _idle_slots(run):
         if slot.rung_answered is False and slot.planned_idle_s is not None:
-            bounds.append(slot.planned_idle_s)
-        elif probe.conn.lost_at is not None and not probe.closed_locally:
-            bounds.append(probe.conn.lost_at - probe.established_at)
-    return min(bounds) if bounds else None
+            drops.silent.append(slot.planned_idle_s)
+        elif not probe.is_open and not probe.closed_locally:
+            ending = probe.ending()
+            drops.close_ages.append(ending.age_s)
+            drops.close_idles.append(ending.idle_s)
+    losses = [s.probe.conn.lost_at for s in run.slots if s.probe and s.probe.conn.lost_at]
+    drops.last_loss = max(losses, default=None)
+    return drops
+
+
+def _survivors(run: _Run, drops: _Drops) -> bool:
+    """Some idle connection outlived every close seen so far (a node with a longer timer).
+
+    Silence shows only to a ping, so only closes have survivors to watch.
+    """
+    if not drops.close_idles:
+        return False
+    longest = max(drops.close_idles)
+    beyond = longest + max(TICK_S, 0.05 * longest)
+    return any(probe.is_open and probe.idle_s() > beyond for _, probe in _idle_slots(run))
 
 
 def _survival_age(drop_s: float) -> float:
@@ -190,23 +251,31 @@ def _rungs_resolved(run: _Run, up_to_s: float) -> bool:
 def _decided(run: _Run) -> bool:
     """True once the evidence is in.
 
-    Either every rung has had its turn; or a drop is timed here and the heartbeat and traffic
-    connections have outlived it; or another path timed a drop and this one outlived it.
+    Either every rung has had its turn; or at least two drops are timed here, the heartbeat
+    and traffic connections have outlived the shortest, and no idle connection has outlived
+    every drop (or the stage reached ``max_idle``); or every other path has finished and this
+    one, without a drop, has outlived their drops.
     """
-    drop = _drop_time(run)
-    if drop is None:
+    drops = _drops(run)
+    now = time.monotonic()
+    waited = now - run.began
+    if not drops.count:
         if _rungs_resolved(run, float("inf")):
             return True
         elsewhere = run.horizon.longest_elsewhere(run.path.name)
         if elsewhere is None:
             return False
         horizon = _survival_age(elsewhere)
-        waited = time.monotonic() - run.began
         return waited >= horizon + run.ping_timeout_s and _rungs_resolved(run, horizon)
-    run.horizon.drops[run.path.name] = drop
-    if not _rungs_resolved(run, drop - 1e-3):
+    run.horizon.drops[run.path.name] = drops.last_s
+    if drops.last_loss is not None and now - drops.last_loss < SETTLE_S:
+        return False  # closes that fire together arrive over a few milliseconds
+    complete = waited >= run.plan.idle.max_idle_s
+    if not complete and (drops.count < MIN_DROPS or _survivors(run, drops)):
+        return _rungs_resolved(run, float("inf"))
+    if not _rungs_resolved(run, drops.first_s - 1e-3):
         return False
-    survive_until = _survival_age(drop)
+    survive_until = _survival_age(drops.first_s)
     keepers = [s.probe for s in run.slots if s.role in ("heartbeat", "traffic") and s.probe]
     return all(not p.is_open or p.now() >= survive_until for p in keepers)
 
@@ -238,6 +307,7 @@ async def idle_stages(
         _slots(plan),
     )
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+    horizon.running.add(path.name)
     hard_stop = began + plan.idle.max_idle_s + ping_timeout_s + plan.connect.open_timeout_s
     interrupted = False
     async with LoopLagMonitor() as lag:
@@ -253,6 +323,7 @@ async def idle_stages(
         finally:
             # Record first, without awaiting: a second Ctrl-C must not lose the evidence.
             stage_end = time.monotonic()
+            horizon.running.discard(path.name)
             records = _freeze(run, stage_end)
             sink.extend(_results(run, records, began, stage_end, lag, interrupted))
             for task in tasks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wsdoctor.diagnosis.model import Culprit, Finding, Hop, Status
+from wsdoctor.diagnosis.model import Culprit, Finding, Hop, IdleCluster, Status
 from wsdoctor.observations import Observations
 
 
@@ -23,6 +23,8 @@ class Judgement:
     lifetime_cap_s: float | None = None
     connection_limit: int | None = None
     max_message_bytes: int | None = None
+    idle_timeout_range_s: list[float] | None = None
+    idle_clusters: list[IdleCluster] = field(default_factory=list)
     rank: int = 0
     casts_doubt: bool = False
     relies_on_pongs: bool = False

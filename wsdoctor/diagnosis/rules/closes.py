@@ -129,7 +129,7 @@ def judge_server_closes(obs: Observations) -> list[Judgement]:
         immediate = facts.immediate_closes(path)
         if immediate:
             out.append(_immediate(path, immediate))
-        later = facts.server_closes(path, facts.idle_drop(path))
+        later = facts.server_closes(path)
         if later:
             out.append(_later(path, later))
     return out

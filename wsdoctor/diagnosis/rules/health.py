@@ -21,7 +21,7 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
     out = []
     for path in obs.paths:
         idle = path.stage("idle")
-        if idle is None or facts.idle_drop(path) is not None:
+        if idle is None or facts.idle_analysis(path).cut_idle():
             continue
         survived = facts.idle_survived_s(path)
         if survived is None:
@@ -153,8 +153,7 @@ def judge_instability(obs: Observations) -> list[Judgement]:
         lost, sent = facts.lost_pongs(path)
         if sent and lost / sent >= INSTABILITY_LOSS_FRACTION:
             evidence.append(f"{path.name}: {lost} of {sent} pings got no pong")
-        drop = facts.idle_drop(path)
-        for record in facts.unexpected_drops(path, drop):
+        for record in facts.unexpected_drops(path):
             evidence.append(
                 f"{path.name}: {record.id} ended by {record.ending.kind} at age "
                 f"{_seconds(record.ending.age_s)}, idle "

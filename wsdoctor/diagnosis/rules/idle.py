@@ -11,10 +11,15 @@ from wsdoctor.diagnosis.knowledge import (
     heartbeat_interval_for,
     known_defaults_near,
 )
-from wsdoctor.diagnosis.model import Culprit, Finding, Hop
+from wsdoctor.diagnosis.model import Culprit, Finding, Hop, IdleCluster
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Fingerprint, Observations, PathResult
+
+UNPLACED_RANK = 30
+"""Above a healthy path, below every named culprit."""
+TICK_NOTE_S = 0.3
+"""Drops of one cluster spread wider than this: say the timer is checked on a tick."""
 
 
 def _fingerprint_of(path: PathResult) -> Fingerprint | None:
@@ -27,31 +32,55 @@ def _drops_alike(a: IdleDrop, b: IdleDrop) -> bool:
     return abs(a.idle_s - b.idle_s) <= slack
 
 
-def _heartbeat_remedy(drop: IdleDrop, fates: list[KeeperFate]) -> str:
-    interval = heartbeat_interval_for(drop.low_s if drop.how == "silent" else drop.idle_s)
+def _failed_intervals(path: PathResult, role: str) -> list[float]:
+    """Heartbeat (or traffic) intervals whose connection the path cut all the same."""
+    stage = path.stage("heartbeat")
+    return sorted(
+        c.interval_s
+        for c in (stage.connections if stage else [])
+        if c.role == role
+        and c.interval_s is not None
+        and (facts.closed_by_peer(c) or c.ending.kind == "silent")
+    )
+
+
+def _heartbeat_remedy(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> str:
+    """A heartbeat under the shortest drop, and under every interval seen to fail."""
     proven = [f for f in fates if f.outlived and f.role == "heartbeat"]
     app_only = not proven and any(f.outlived and f.role == "traffic" for f in fates)
+    failed = _failed_intervals(path, "traffic" if app_only else "heartbeat")
+    bound = min([drop.low_s if drop.how == "silent" else drop.idle_s, *failed])
+    interval = heartbeat_interval_for(bound)
     kind = "an application heartbeat message" if app_only else "a WebSocket ping"
+    notes = []
     if proven:
         best = max(proven, key=lambda f: f.interval_s)
-        confirmed = f" (pings every {best.interval_s:g} s were seen to keep this path alive)"
+        notes.append(f"a connection pinging every {best.interval_s:g} s outlived the drop")
     elif app_only:
-        confirmed = " (protocol pings did not keep it alive; application messages did)"
-    else:
-        confirmed = ""
+        notes.append("protocol pings did not keep it alive; application messages did")
+    if failed:
+        notes.append(f"one beating every {failed[0]:g} s was cut")
+    confirmed = f" ({'; '.join(notes)})" if notes else ""
     return f"Or, with no change to the path, send {kind} every {interval:g} s{confirmed}."
 
 
+_HOW = {
+    "eof": "TCP FIN without a WebSocket close frame",
+    "reset": "TCP RST without a WebSocket close frame",
+    "close_frame": "close frame from the server",
+    "silent": "pings unanswered, no close, FIN or RST: a black hole",
+}
+_SHORT_HOW = {"eof": "FIN", "reset": "RST", "close_frame": "close frame", "silent": "silence"}
+
+
 def _evidence(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> list[str]:
-    how = {
-        "eof": "TCP FIN without a WebSocket close frame",
-        "reset": "TCP RST without a WebSocket close frame",
-        "close_frame": f"close frame from the server (code {', '.join(map(str, drop.codes))})",
-        "silent": "pings unanswered, no close, FIN or RST: a black hole",
-    }[drop.how]
+    how = _HOW[drop.how]
+    if drop.how == "close_frame":
+        how += f" (code {', '.join(map(str, drop.codes))})"
+    clock = "idle" if drop.clock == "idle" else "of age"
     lines = [
-        f"{path.name}: {drop.samples} idle connection(s) ended after "
-        f"{_seconds(drop.idle_s)} idle by {how}"
+        f"{path.name}: {drop.samples} connection(s) ended after {_seconds(drop.idle_s)} "
+        f"{clock} by {how}"
     ]
     if drop.how == "silent":
         lines.append(
@@ -63,9 +92,11 @@ def _evidence(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> list
                 f"{path.name}: the first data sent after the silent period was "
                 "answered by a TCP RST (the signature of an AWS NLB or NAT gateway)"
             )
-    elif drop.high_s - drop.low_s >= 0.05:
+    elif drop.spread_s >= TICK_NOTE_S:
         lines.append(
-            f"{path.name}: closes spread from {_seconds(drop.low_s)} to {_seconds(drop.high_s)}"
+            f"{path.name}: closes spread from {_seconds(drop.low_s)} to "
+            f"{_seconds(drop.high_s)}: a timer checked on a tick or per worker process; the "
+            "earliest is what a heartbeat must beat"
         )
     if drop.survived_rungs:
         lines.append(
@@ -80,23 +111,47 @@ def _evidence(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> list
     return lines
 
 
-def _lifetime(path: PathResult, drop: IdleDrop, fates: list[KeeperFate]) -> Judgement:
+def _clusters_of(path: PathResult, analysis: facts.IdleAnalysis) -> list[IdleCluster]:
+    return [
+        IdleCluster(
+            path=path.name,
+            idle_s=d.idle_s,
+            low_s=d.low_s,
+            high_s=d.high_s,
+            connections=d.samples,
+            share=analysis.share(d),
+            ended_by=dict(d.ended_by) if d.ended_by else {d.how: d.samples},
+            clock=d.clock,
+        )
+        for d in analysis.drops
+    ]
+
+
+def _lifetime(
+    path: PathResult, drop: IdleDrop, fates: list[KeeperFate], hop: Hop | None
+) -> Judgement:
     cap = drop.idle_s
+    hop_text = f" at the {hop} hop" if hop else ""
     return Judgement(
         Finding(
             "lifetime_cap",
             "error",
             "Connections are closed at a fixed age",
-            _evidence(drop, fates, path),
+            [
+                *_evidence(drop, fates, path),
+                f"{path.name}: the closes line up on connection age, whatever the connections "
+                "carried",
+            ],
             "Raise the cap, or reconnect before it with backoff and resume state.",
         ),
         culprit="lifetime_cap",
-        hop="server" if drop.how == "close_frame" else None,
+        hop=hop,
         confidence=0.85 if len(fates) >= 2 else 0.65,
         rank=80,
         lifetime_cap_s=cap,
         summary=f"Connections on the {path.name} path are closed at about {_seconds(cap)} of "
-        f"age even while pings and messages flow: a lifetime cap, not an idle timeout.",
+        f"age{hop_text} even while pings and messages flow: a lifetime cap, not an idle "
+        "timeout.",
         remedies=[
             "Heartbeats will not help. Raise the maximum connection duration where it is set "
             "(server max age, GCP backend service timeoutSec, Cloud Run --timeout, Caddy "
@@ -186,6 +241,11 @@ def _idle_verdict(
     if culprit in ("server_idle_timeout", "nat_firewall_idle_drop"):
         match, intermediary = "", None
     evidence = [*_evidence(drop, fates, path), *context]
+    if drop.clock == "age":
+        evidence.append(
+            f"{path.name}: the closes line up on connection age, not on idle time: the timer "
+            "ignores some traffic (protocol pings, or one direction)"
+        )
     fingerprint = _fingerprint_of(path)
     if fingerprint is not None:
         evidence.append(
@@ -214,7 +274,7 @@ def _idle_verdict(
         idle_timeout_s=drop.idle_s,
         summary=f"Idle timeout {_seconds(drop.idle_s)}{hop_text}: {where}"
         + (f" ({match})." if match else "."),
-        remedies=[fix, _heartbeat_remedy(drop, fates)],
+        remedies=[fix, _heartbeat_remedy(drop, fates, path)],
     )
 
 
@@ -306,25 +366,100 @@ def _hop_for(
     return "proxy_idle_timeout", None, 0.6, context
 
 
+def _mixed(path: PathResult, analysis: facts.IdleAnalysis) -> Judgement | None:
+    """Several timeouts on one path (a fleet, worker processes), or some connections spared."""
+    binding = analysis.binding
+    outlived = analysis.outlived_all()
+    beyond = [d for d in analysis.unplaced if binding and d.idle_s > binding.high_s]
+    if binding is None or (len(analysis.drops) < 2 and not outlived and not beyond):
+        return None
+    lines = [
+        f"{path.name}: {_seconds(d.idle_s)}"
+        + (f" (from {_seconds(d.low_s)} to {_seconds(d.high_s)})" if d.spread_s >= 0.05 else "")
+        + f" on {d.samples} connection(s), {analysis.share(d):.0%} of those whose fate is "
+        f"known, ended by {_SHORT_HOW[d.how]}"
+        for d in analysis.drops
+    ]
+    lines += [
+        f"{path.name}: one connection ended alone after {_seconds(d.idle_s)} idle "
+        f"({_SHORT_HOW[d.how]})"
+        for d in beyond
+    ]
+    if outlived:
+        lines.append(
+            f"{path.name}: {len(outlived)} idle connection(s) survived every drop, up to "
+            f"{_seconds(outlived[0])} idle"
+        )
+    return Judgement(
+        Finding(
+            "mixed_idle_timeouts",
+            "warning",
+            "Connections on one path meet different idle timeouts",
+            lines,
+            "The nodes or worker processes behind this address are configured differently "
+            "(a rolling deploy, a canary, one drifted config): align their timeouts. Until "
+            f"then every heartbeat must beat the shortest, {_seconds(binding.low_s)}.",
+        )
+    )
+
+
+def _unplaced(path: PathResult, analysis: facts.IdleAnalysis) -> Judgement:
+    """Idle connections were cut, but too few alike to name a timer: never healthy."""
+    cut = [
+        f"{d.id} ended by {_SHORT_HOW[d.how]} after {_seconds(d.idle_s)} idle"
+        for d in analysis.unplaced
+    ] + [
+        f"{c.id} did not answer a ping after {_seconds(c.planned_idle_s or 0.0)} idle"
+        for c in analysis.lone_silent
+    ]
+    return Judgement(
+        Finding(
+            "idle_drops_unplaced",
+            "warning",
+            "Idle connections were cut, too few alike to name a timeout",
+            [f"{path.name}: {line}" for line in cut],
+            "Probe again with a longer --max-idle; a single drop may be a glitch or a node "
+            "of a fleet that few connections reached.",
+        ),
+        culprit="none",
+        confidence=0.3,
+        rank=UNPLACED_RANK,
+        status="inconclusive",
+        summary=f"Idle connections on the {path.name} path were cut ({cut[0]}), but not often "
+        "enough to tell a timeout from a glitch.",
+        remedies=["Probe again with a longer --max-idle, and compare with the direct path."],
+    )
+
+
 def _place_idle_drop(obs: Observations) -> list[Judgement]:
-    analysed = [(p, facts.idle_drop(p)) for p in obs.paths]
+    analyses = [facts.idle_analysis(p) for p in obs.paths]
+    analysed = [(p, a.binding) for p, a in zip(obs.paths, analyses)]
     dropping = sorted(
         ((i, p, d) for i, (p, d) in enumerate(analysed) if d is not None),
         key=lambda item: (item[2].idle_s, item[0]),
     )
     out: list[Judgement] = []
+    for path, analysis in zip(obs.paths, analyses):
+        mixed = _mixed(path, analysis)
+        if mixed is not None:
+            out.append(mixed)
+        if analysis.binding is None and analysis.cut_idle():
+            out.append(_unplaced(path, analysis))
     for rank_offset, (index, path, drop) in enumerate(dropping):
         if any(_drops_alike(drop, earlier) for _, _, earlier in dropping[:rank_offset]):
             continue  # the same drop, already placed from an inner path
         fates = facts.keeper_fates(path, drop)
         out.extend(_keeper_findings(path, fates))
+        culprit, hop, confidence, context = _hop_for(obs, index, drop, analysed)
         if fates and all(f.died_with_drop for f in fates):
-            judgement = _lifetime(path, drop, fates)
+            judgement = _lifetime(path, drop, fates, hop)
         else:
-            culprit, hop, confidence, context = _hop_for(obs, index, drop, analysed)
             if not (drop.samples >= 2 and any(f.outlived for f in fates)):
                 confidence = min(confidence, 0.7)
             judgement = _idle_verdict(culprit, hop, path, drop, fates, confidence, context)
+        judgement.idle_clusters = _clusters_of(path, analyses[index])
+        if drop.how != "silent":
+            judgement.idle_timeout_range_s = [drop.low_s, drop.high_s]
         judgement.rank -= rank_offset  # the shortest drop is the one users meet first
         out.append(judgement)
     return out

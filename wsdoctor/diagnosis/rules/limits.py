@@ -373,7 +373,7 @@ def stability_figures(path: PathResult) -> StabilityFigures | None:
         return None
     events = [e for c in records for e in c.events]
     ids = {c.id for c in records}
-    drops = [c for c in facts.unexpected_drops(path, facts.idle_drop(path)) if c.id in ids]
+    drops = [c for c in facts.unexpected_drops(path) if c.id in ids]
     return StabilityFigures(
         pings=sum(1 for e in events if e.kind == "ping_sent"),
         lost=sum(1 for e in events if e.kind == "ping_timeout"),
