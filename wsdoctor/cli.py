@@ -62,6 +62,10 @@ def main() -> None:
     """Entry point of the ``wsdoctor`` command: usage errors are one line and exit 2."""
     from typer.exceptions import TyperException
 
+    from wsdoctor.execute import guard_process_exit
+    from wsdoctor.exitcodes import EXIT_SIGINT
+
+    guard_process_exit()
     try:
         code = app(standalone_mode=False)
     except TyperException as exc:
@@ -72,5 +76,5 @@ def main() -> None:
         typer.echo(f"wsdoctor: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
+        sys.exit(EXIT_SIGINT)
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,95 +1,278 @@
-"""Run a plan to the end: probes with a live display, diagnosis, every requested output.
+"""The one run pipeline every command goes through.
 
-Ctrl-C and SIGTERM stop the probes; whatever they learned is still diagnosed and written.
+A command parses its options into a :class:`Gatherer` (what to gather and how to show it) and
+hands it to :func:`execute`, which does the rest the same way for all of them: the run budget
+and its watchdog, Ctrl-C and SIGTERM, an event loop whose shutdown cannot block forever, the
+diagnosis, every requested output (the JSON report on every path, internal errors included)
+and the exit code.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from wsdoctor.diagnosis.engine import diagnose
-from wsdoctor.diagnosis.model import Diagnosis
-from wsdoctor.observations import Observations
-from wsdoctor.plan import Plan
-from wsdoctor.signals import cancel_on_signals
+from wsdoctor.exitcodes import EXIT_HEALTHY as EXIT_HEALTHY
+from wsdoctor.exitcodes import EXIT_INCONCLUSIVE, exit_code
 
-EXIT_HEALTHY = 0
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
-EXIT_INCONCLUSIVE = 3
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+if TYPE_CHECKING:
+    import asyncio
+
+    from wsdoctor.budget import Budget, Watchdog
+    from wsdoctor.diagnosis.model import Diagnosis, Finding
+    from wsdoctor.observations import Observations
+    from wsdoctor.stackdump import PendingTask
+
 LIVE_REFRESH_S = 0.5
 PLAIN_WIDTH = 110
+STACKS_SUFFIX = ".stacks.txt"
+SHOWN_TASKS = 5
+
+_process = {"guard_exit": False}
+
+
+def guard_process_exit() -> None:
+    """Called by the real command line only: end the process if exiting hangs after a report."""
+    _process["guard_exit"] = True
 
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where the report goes: the terminal (colour or plain) and optionally JSON."""
+    """Where the report goes: the terminal (colour or plain), JSON, and ``--debug``."""
 
     json_path: str | None = None
     color: bool = True
     quiet: bool = False
+    debug: bool = False
+
+    @property
+    def stacks_path(self) -> str | None:
+        """Where a stack dump goes when the budget fires: next to the JSON report file."""
+        if self.json_path is None or self.json_path == "-":
+            return None
+        return self.json_path + STACKS_SUFFIX
+
+
+def make_console(outputs: Outputs, stderr: bool | None = None) -> Any:
+    """The rich console of a report: stdout (stderr when JSON goes to stdout), plain width."""
+    from rich.console import Console
+
+    to_stderr = outputs.json_path == "-" if stderr is None else stderr
+    console = Console(stderr=to_stderr, no_color=not outputs.color, highlight=False)
+    if not console.is_terminal:
+        console.width = PLAIN_WIDTH
+    return console
+
+
+# --- findings the pipeline itself adds ----------------------------------------------------
+
+
+@dataclass
+class Cut:
+    """The budget fired: where the run was, what had not finished, where the dump went."""
+
+    budget: Budget
+    where: str
+    tasks: list[PendingTask]
+    stacks_path: str | None = None
+
+    def finding(self) -> Finding:
+        """``run_budget_exceeded``: the stage and the tasks that did not finish."""
+        from wsdoctor.diagnosis.model import Finding
+
+        evidence = [self.budget.describe(), f"not finished: {self.where}"]
+        evidence += [f"task {t.name} waiting in {t.where()}" for t in self.stuck_tasks()]
+        if self.stacks_path:
+            evidence.append(f"stack dump: {self.stacks_path}")
+        return Finding(
+            "run_budget_exceeded",
+            "error",
+            f"The run was cut at its budget of {self.budget.total_s:g} s "
+            f"before it finished ({self.where})",
+            evidence,
+            "Rerun with --debug to see where it was stuck, and attach the stack dump to a bug "
+            "report; raise --max-time if the network is just slow.",
+        )
+
+    def stuck_tasks(self) -> list[PendingTask]:
+        """The tasks working in wsdoctor's probes (not the pipeline's own), deepest first."""
+        mine = ("execute.py", "budget.py")
+        work = [
+            t for t in self.tasks if any(f.ours and not f.filename.endswith(mine) for f in t.chain)
+        ]
+        return sorted(work, key=lambda t: -len(t.chain))[:SHOWN_TASKS]
+
+
+def internal_error_finding(exc: BaseException) -> Finding:
+    """``internal_error``: wsdoctor itself failed; the report keeps what was gathered."""
+    import traceback
+
+    from wsdoctor.diagnosis.model import Finding
+
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    evidence = [f"{type(exc).__name__}: {exc}"]
+    evidence += [f"at {os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in where]
+    return Finding(
+        "internal_error",
+        "error",
+        "wsdoctor failed before the end of the run",
+        evidence,
+        "Rerun with --debug for the traceback and report it as a bug.",
+    )
 
 
 def exit_code_for(diagnosis: Diagnosis, stopped_by: int | None) -> int:
     """The contract's exit code for a verdict (or for the signal that stopped the run)."""
-    if stopped_by == signal.SIGTERM:
-        return EXIT_SIGTERM
-    if stopped_by is not None:
-        return EXIT_SIGINT
-    return {"healthy": EXIT_HEALTHY, "problem": EXIT_PROBLEM}.get(
-        diagnosis.verdict.status, EXIT_INCONCLUSIVE
+    return exit_code(diagnosis.verdict.status, stopped_by)
+
+
+def with_incident(diagnosis: Diagnosis, incident: Finding | None) -> Diagnosis:
+    """``diagnosis`` made inconclusive by ``incident`` (listed first), or unchanged."""
+    from wsdoctor.diagnosis.model import Diagnosis
+
+    if incident is None:
+        return diagnosis
+    verdict = replace(
+        diagnosis.verdict,
+        status="inconclusive",
+        summary=f"{incident.title}. {diagnosis.verdict.summary}",
+        remedies=[incident.remedy or "", *diagnosis.verdict.remedies],
     )
+    return Diagnosis(findings=[incident, *diagnosis.findings], verdict=verdict)
 
 
-async def show_progress(work: asyncio.Task[None], outputs: Outputs, status: object) -> None:
-    """Show ``status`` while ``work`` runs: a live table on a terminal, else a line at times."""
-    from rich.console import Console
-    from rich.live import Live
+def safe_diagnose(observations: Observations) -> tuple[Diagnosis, Finding | None]:
+    """The diagnosis of ``observations``; an empty one and the error when a rule fails."""
+    from wsdoctor.diagnosis.engine import diagnose
+    from wsdoctor.diagnosis.model import Diagnosis, Verdict
 
-    from wsdoctor.report.live import progress_line, progress_table
-
-    console = Console(stderr=True, no_color=not outputs.color)
-    if outputs.quiet:
-        await asyncio.shield(work)
-    elif console.is_terminal:
-        with Live(progress_table(status), console=console, transient=True) as live:  # type: ignore[arg-type]
-            while not work.done():
-                await asyncio.wait({work}, timeout=LIVE_REFRESH_S)
-                live.update(progress_table(status))  # type: ignore[arg-type]
-    else:
-        last = ""
-        while not work.done():
-            await asyncio.wait({work}, timeout=5.0)
-            line = progress_line(status)  # type: ignore[arg-type]
-            if line != last and not work.done():
-                console.print(line, markup=False, highlight=False)
-                last = line
+    try:
+        return diagnose(observations), None
+    except Exception as exc:  # noqa: BLE001 - the report must be written anyway
+        empty = Verdict(status="inconclusive", culprit="none", hop=None, summary="", confidence=0.0)
+        return Diagnosis(findings=[], verdict=empty), internal_error_finding(exc)
 
 
-async def _run(
-    plan: Plan,
-    observations: Observations,
-    outputs: Outputs,
-    fixture: Callable[[], AbstractAsyncContextManager[None]] | None,
-) -> int | None:
-    from wsdoctor.probes.runner import run_plan
-    from wsdoctor.probes.status import RunStatus
+# --- gatherers ------------------------------------------------------------------------------
 
-    status = RunStatus()
-    async with fixture() if fixture else _nothing():
-        work = asyncio.create_task(run_plan(plan, status, observations))
-        with cancel_on_signals(work) as stopped_by:
-            await show_progress(work, outputs, status)
-            await work
-    return stopped_by[0] if stopped_by else None
+
+class Gatherer:
+    """One command's work: gather observations and show progress. The pipeline does the rest.
+
+    Subclasses implement :meth:`gather`, and override the other hooks where the command
+    differs (progress display, rendering, how the outcome maps to an exit code).
+    """
+
+    observations: Observations
+    status: Any = None
+
+    def budget(self) -> Budget | None:
+        """The run's budget, or None for a run that may go on until it is stopped."""
+        return None
+
+    def prepare(self) -> None:
+        """Set-up in the main thread before the event loop starts (imports, files)."""
+
+    async def gather(self) -> None:
+        """Gather the observations (cancelled by a signal or the budget)."""
+        raise NotImplementedError
+
+    async def progress(self, work: asyncio.Task[None], outputs: Outputs) -> None:
+        """Show progress while ``work`` runs."""
+        await show_progress(work, outputs, self.status)
+
+    def where(self) -> str:
+        """Where the run is now, in words: the stage of each path."""
+        paths = getattr(self.status, "paths", None) or {}
+        stages = [f"{name}: {p.stage}" for name, p in list(paths.items())]
+        return ", ".join(stages) or "starting"
+
+    def mark_interrupted(self) -> None:
+        """The run was stopped before the end."""
+        self.observations.interrupted = True
+
+    def cleanup(self) -> None:
+        """Release what the gathering holds (files, servers), in the main thread."""
+
+    def diagnose(self, incident: Finding | None) -> Diagnosis:
+        """The verdict on the observations, made inconclusive by an incident."""
+        diagnosis, error = safe_diagnose(self.observations)
+        return with_incident(diagnosis, incident or error)
+
+    def render(self, diagnosis: Diagnosis, outputs: Outputs) -> None:
+        """Print the terminal report."""
+        from wsdoctor.report.terminal import render_terminal
+
+        render_terminal(self.observations, diagnosis, make_console(outputs))
+
+    def report(self, diagnosis: Diagnosis) -> dict[str, Any]:
+        """The JSON report."""
+        from wsdoctor.report.json_report import build_report
+
+        return build_report(self.observations, diagnosis)
+
+    def conclude(self, outputs: Outputs, stopped_by: int | None, incident: Finding | None) -> int:
+        """Diagnose, render, write the JSON report; return the exit code."""
+        from wsdoctor.report.json_report import write_json
+
+        diagnosis = self.diagnose(incident)
+        failed: Exception | None = None
+        if not outputs.quiet:
+            try:
+                self.render(diagnosis, outputs)
+            except Exception as exc:  # noqa: BLE001 - a broken terminal must not cost the report
+                failed = exc
+        if outputs.json_path:
+            write_json(self.report(diagnosis), outputs.json_path)
+        if failed is not None:
+            raise failed
+        return exit_code(diagnosis.verdict.status, stopped_by)
+
+    def emergency_report(self, incident: Finding) -> dict[str, Any]:
+        """The JSON report from whatever was gathered, when the run cannot finish itself."""
+        self.mark_interrupted()
+        elapsed = getattr(self.status, "elapsed", None)
+        if not self.observations.duration_s and elapsed is not None:
+            self.observations.duration_s = round(elapsed(), 3)
+        return self.report(self.diagnose(incident))
+
+
+class PlanGatherer(Gatherer):
+    """``probe``, ``compare`` and ``demo``: a plan's stages over its paths."""
+
+    def __init__(
+        self,
+        plan: Any,
+        max_time_s: float | None = None,
+        fixture: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+    ) -> None:
+        from wsdoctor.observations import Observations
+        from wsdoctor.probes.status import RunStatus
+
+        self.plan = plan
+        self.max_time_s = max_time_s
+        self.fixture = fixture
+        self.status = RunStatus()
+        self.observations = Observations(started_at="", duration_s=0.0)
+
+    def budget(self) -> Budget:
+        from wsdoctor.budget import plan_budget
+
+        return plan_budget(self.plan, self.max_time_s)
+
+    def prepare(self) -> None:
+        import wsdoctor.probes.runner  # noqa: F401 - websockets and httpx, in the main thread
+
+    async def gather(self) -> None:
+        from wsdoctor.probes.runner import run_plan
+
+        async with self.fixture() if self.fixture else _nothing():
+            await run_plan(self.plan, self.status, self.observations)
 
 
 @contextlib.asynccontextmanager
@@ -97,37 +280,209 @@ async def _nothing() -> AsyncIterator[None]:
     yield
 
 
-def render(observations: Observations, diagnosis: Diagnosis, outputs: Outputs) -> None:
-    """Print the terminal report and write the JSON report where asked."""
-    from wsdoctor.report.json_report import build_report, write_json
+async def show_progress(work: asyncio.Task[None], outputs: Outputs, status: Any) -> None:
+    """Show ``status`` while ``work`` runs: a live table on a terminal, else a line at times."""
+    import asyncio
 
-    to_stdout_json = outputs.json_path == "-"
-    if not outputs.quiet:
-        from rich.console import Console
+    from rich.console import Console
+    from rich.live import Live
 
-        from wsdoctor.report.terminal import render_terminal
+    from wsdoctor.report.live import progress_line, progress_table
 
-        console = Console(stderr=to_stdout_json, no_color=not outputs.color, highlight=False)
-        if not console.is_terminal:
-            console.width = PLAIN_WIDTH
-        render_terminal(observations, diagnosis, console)
-    if outputs.json_path:
-        write_json(build_report(observations, diagnosis), outputs.json_path)
+    console = Console(stderr=True, no_color=not outputs.color)
+    if outputs.quiet:
+        await asyncio.wait({work})
+    elif console.is_terminal:
+        with Live(progress_table(status), console=console, transient=True) as live:
+            while not work.done():
+                await asyncio.wait({work}, timeout=LIVE_REFRESH_S)
+                live.update(progress_table(status))
+    else:
+        last = ""
+        while not work.done():
+            await asyncio.wait({work}, timeout=5.0)
+            line = progress_line(status)
+            if line != last and not work.done():
+                console.print(line, markup=False, highlight=False)
+                last = line
 
 
-def execute(
-    plan: Plan,
-    outputs: Outputs,
-    fixture: Callable[[], AbstractAsyncContextManager[None]] | None = None,
-) -> int:
-    """Probe, diagnose, render; return the exit code. ``fixture`` wraps the probe run."""
-    observations = Observations(started_at="", duration_s=0.0)
+# --- the budget ------------------------------------------------------------------------------
+
+
+class _Guard:
+    """Connects the watchdog thread to the run: cancels it, dumps stacks, or ends the process."""
+
+    def __init__(self, gatherer: Gatherer, outputs: Outputs, budget: Budget | None) -> None:
+        import threading
+
+        from wsdoctor.budget import Watchdog
+
+        self.gatherer = gatherer
+        self.outputs = outputs
+        self.budget = budget
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.work: asyncio.Task[None] | None = None
+        self.cut: Cut | None = None
+        self._lock = threading.Lock()
+        self.watchdog: Watchdog | None = None
+        if budget is not None and budget.total_s != float("inf"):
+            self.watchdog = Watchdog(
+                budget.total_s, self._on_deadline, self._on_stuck, self._on_exit_stuck
+            ).start()
+
+    def attach(self, loop: asyncio.AbstractEventLoop, work: asyncio.Task[None]) -> None:
+        self.loop, self.work = loop, work
+
+    def _on_deadline(self) -> None:
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cut_in_loop)
+
+    def _record_cut(self) -> Cut:
+        """Note where the run is and dump the stacks (once, from whichever thread is first)."""
+        import time
+
+        from wsdoctor.stackdump import dump_to_file, dump_to_stderr, pending_tasks
+
+        with self._lock:
+            if self.cut is not None:
+                return self.cut
+            assert self.budget is not None
+            tasks = pending_tasks(self.loop) if self.loop is not None else []
+            cut = Cut(self.budget, self.gatherer.where(), tasks)
+            header = (
+                f"wsdoctor {' '.join(sys.argv[1:2])}: {cut.finding().title}\n"
+                f"{self.budget.describe()}\npid {os.getpid()}, "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
+            )
+            if self.outputs.stacks_path:
+                cut.stacks_path = dump_to_file(self.outputs.stacks_path, header, tasks)
+            if self.outputs.debug:
+                dump_to_stderr(header, tasks)
+            self.cut = cut
+            return cut
+
+    def _cut_in_loop(self) -> None:
+        self._record_cut()
+        if self.work is not None:
+            self.work.cancel()
+
+    def _on_stuck(self) -> None:
+        """The loop did not stop in time: write the report from here and end the process."""
+        cut = self._record_cut()
+        _say(f"wsdoctor: error: {cut.finding().title}; the run did not stop, ending it")
+        if self.outputs.json_path:
+            from wsdoctor.report.json_report import write_json
+
+            report = self.gatherer.emergency_report(cut.finding())
+            if self.outputs.json_path == "-":
+                import json
+
+                _write_fd(1, json.dumps(report, indent=2) + "\n")
+            else:
+                write_json(report, self.outputs.json_path)
+        os._exit(EXIT_INCONCLUSIVE)
+
+    def _on_exit_stuck(self, code: int) -> None:
+        _say(f"wsdoctor: error: the process did not exit {EXIT_GRACE_NOTE}; ending it")
+        if self.outputs.debug:
+            from wsdoctor.stackdump import dump_to_stderr
+
+            dump_to_stderr("wsdoctor: stuck at exit", [])
+
+    def done(self, code: int) -> None:
+        if self.watchdog is not None:
+            self.watchdog.done(code, guard_exit=_process["guard_exit"])
+
+
+EXIT_GRACE_NOTE = "after its report was written"
+
+
+def _write_fd(fd: int, text: str) -> None:
+    """Write to a file descriptor without Python's stream locks (another thread may hold them)."""
+    data = text.encode("utf-8", "replace")
+    with contextlib.suppress(OSError):
+        while data:
+            data = data[os.write(fd, data) :]
+
+
+def _say(line: str) -> None:
+    _write_fd(2, line + "\n")
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+async def _gather(gatherer: Gatherer, outputs: Outputs, guard: _Guard) -> int | None:
+    """Gather with progress until done, a signal or the budget; return the stopping signal."""
+    import asyncio
+
+    from wsdoctor.signals import cancel_on_signals
+
+    work = asyncio.create_task(gatherer.gather(), name="wsdoctor-gather")
+    guard.attach(asyncio.get_running_loop(), work)
+    with cancel_on_signals(work) as stopped_by:
+        await gatherer.progress(work, outputs)
+        await asyncio.wait({work})
+    if work.cancelled():
+        gatherer.mark_interrupted()
+    elif work.exception() is not None:
+        raise work.exception()  # type: ignore[misc]
+    return stopped_by[0] if stopped_by else None
+
+
+def execute(gatherer: Gatherer, outputs: Outputs) -> int:
+    """Gather, diagnose, render; return the exit code. A report is written on every path."""
+    import signal
+
+    from wsdoctor.eventloop import run_bounded
+
+    budget = gatherer.budget()
+    if outputs.debug and budget is not None:
+        print(f"wsdoctor: {budget.describe()}", file=sys.stderr, flush=True)
+    guard = _Guard(gatherer, outputs, budget)
+    stopped_by: int | None = None
+    incident: Finding | None = None
     try:
-        stopped_by = asyncio.run(_run(plan, observations, outputs, fixture))
+        gatherer.prepare()
+        stopped_by = run_bounded(_gather(gatherer, outputs, guard))
     except KeyboardInterrupt:
         stopped_by = signal.SIGINT
-        observations.interrupted = True
-    diagnosis = diagnose(observations)
-    render(observations, diagnosis, outputs)
-    sys.stdout.flush()
-    return exit_code_for(diagnosis, stopped_by)
+        gatherer.mark_interrupted()
+    except Exception as exc:  # noqa: BLE001 - reported, with the traceback under --debug
+        incident = internal_error_finding(exc)
+        _report_error(exc, outputs)
+    finally:
+        gatherer.cleanup()
+    if guard.cut is not None:
+        incident = guard.cut.finding()
+        stopped_by = None
+        _say(f"wsdoctor: error: {guard.cut.finding().title}")
+    try:
+        code = gatherer.conclude(outputs, stopped_by, incident)
+    except Exception as exc:  # noqa: BLE001 - one line for users, traceback with --debug
+        _report_error(exc, outputs)
+        code = EXIT_INCONCLUSIVE
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    guard.done(code)
+    return code
+
+
+def _report_error(exc: BaseException, outputs: Outputs) -> None:
+    import traceback
+
+    if outputs.debug:
+        traceback.print_exception(exc)
+    elif isinstance(exc, OSError):
+        print(f"wsdoctor: error: {exc}", file=sys.stderr)
+    else:
+        print(f"wsdoctor: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def run_command(gatherer: Gatherer, outputs: Outputs) -> NoReturn:
+    """Execute ``gatherer`` and exit with the contract's code."""
+    import typer
+
+    raise typer.Exit(execute(gatherer, outputs))

@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wsdoctor.commands.common import (
-    CaCert,
-    Debug,
-    Headers,
-    Insecure,
-    JsonOut,
-    NoColor,
-    OpenTimeout,
-    Origin,
-    Subprotocol,
-    build_plan,
+    CONNECT,
+    REPORT,
+    ConnectArgs,
+    ReportArgs,
+    connect_options,
     fail,
-    use_color,
+    path_specs,
+    run_gatherer,
+    with_options,
 )
+from wsdoctor.execute import Gatherer
+
+if TYPE_CHECKING:
+    from wsdoctor.budget import Budget
+    from wsdoctor.plan import ConnectOptions, PathSpec
+    from wsdoctor.probes.capacity import CapacityPlan
 
 MAX_CONNECTIONS_CEILING = 1_000_000
 MAX_RATE = 100_000.0
 MAX_HOLD_S = 3600.0
 
 
+@with_options(CONNECT.with_defaults(open_timeout=5.0), REPORT)
 def capacity(
     url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
     max_connections: Annotated[
@@ -50,54 +54,54 @@ def capacity(
         bool,
         typer.Option("--yes-i-own-this-server", help="Allow a target that is not loopback."),
     ] = False,
-    header: Headers = None,
-    subprotocol: Subprotocol = None,
-    origin: Origin = None,
-    insecure: Insecure = False,
-    cacert: CaCert = None,
-    json_out: JsonOut = None,
-    no_color: NoColor = False,
-    open_timeout: OpenTimeout = 5.0,
-    debug: Debug = False,
+    *,
+    connect: ConnectArgs,
+    report: ReportArgs,
 ) -> None:
     """Ramp up concurrent connections and record where the server starts to fail."""
-    from wsdoctor.commands.probe import check_json_path
     from wsdoctor.probes.capacity import CapacityPlan
 
-    check_json_path(json_out)
+    outputs = report.outputs()
     if not 1 <= max_connections <= MAX_CONNECTIONS_CEILING:
         fail(f"--max-connections must be between 1 and {MAX_CONNECTIONS_CEILING}")
     if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
         fail(f"--rate must be above 0 and at most {MAX_RATE:g} connections per second")
     if not (math.isfinite(hold) and 0 <= hold <= MAX_HOLD_S):
         fail(f"--hold must be between 0 and {MAX_HOLD_S:g} seconds")
-    plan = build_plan(
-        [("direct", url, None)],
-        None,
-        False,
-        header,
-        subprotocol,
-        origin,
-        insecure,
-        cacert,
-        None,
-        open_timeout,
-    )
-    path = plan.paths[0]
+    (path,) = path_specs([("direct", url, None)])
+    options = connect_options(connect)
     if not yes_i_own_this_server:
         _require_loopback(path.url)
-    capacity_plan = CapacityPlan(
-        max_connections=max_connections, rate_per_s=rate, hold_s=hold, storm=storm
-    )
-    try:
-        code = _execute(path, plan.connect, capacity_plan, json_out, no_color)
-    except Exception as exc:  # noqa: BLE001 - one line for users, traceback with --debug
-        if debug:
-            raise
-        label = "error" if isinstance(exc, OSError) else f"internal error: {type(exc).__name__}"
-        typer.echo(f"wsdoctor: {label}: {exc}", err=True)
-        code = 3
-    raise typer.Exit(code)
+    plan = CapacityPlan(max_connections=max_connections, rate_per_s=rate, hold_s=hold, storm=storm)
+    run_gatherer(CapacityGatherer(path, options, plan, report.max_time), outputs)
+
+
+class CapacityGatherer(Gatherer):
+    """The ramp over one path."""
+
+    def __init__(
+        self,
+        path: PathSpec,
+        connect: ConnectOptions,
+        plan: CapacityPlan,
+        max_time_s: float | None,
+    ) -> None:
+        from wsdoctor.observations import Observations
+        from wsdoctor.probes.status import RunStatus
+
+        self.path, self.connect, self.plan, self.max_time_s = path, connect, plan, max_time_s
+        self.status = RunStatus()
+        self.observations = Observations(started_at="", duration_s=0.0)
+
+    def budget(self) -> Budget:
+        from wsdoctor.budget import capacity_budget
+
+        return capacity_budget(self.plan, self.connect.open_timeout_s, self.max_time_s)
+
+    async def gather(self) -> None:
+        from wsdoctor.probes.capacity import run_capacity
+
+        await run_capacity(self.path, self.connect, self.plan, self.status, self.observations)
 
 
 def _require_loopback(url: str) -> None:
@@ -122,37 +126,3 @@ def _require_loopback(url: str) -> None:
             f"refusing to load {host} ({', '.join(outside)}): not a loopback address; "
             "pass --yes-i-own-this-server if you own this server"
         )
-
-
-def _execute(path, connect, capacity_plan, json_out: str | None, no_color: bool) -> int:  # noqa: ANN001
-    """Ramp with a live display, diagnose, render; return the exit code."""
-    import asyncio
-    import signal
-
-    from wsdoctor.diagnosis.engine import diagnose
-    from wsdoctor.execute import Outputs, exit_code_for, render, show_progress
-    from wsdoctor.observations import Observations
-    from wsdoctor.probes.capacity import run_capacity
-    from wsdoctor.probes.status import RunStatus
-    from wsdoctor.signals import cancel_on_signals
-
-    outputs = Outputs(json_path=json_out, color=use_color(no_color))
-    observations = Observations(started_at="", duration_s=0.0)
-    stopped_by: list[int] = []
-
-    async def main() -> None:
-        status = RunStatus()
-        work = asyncio.create_task(run_capacity(path, connect, capacity_plan, status, observations))
-        with cancel_on_signals(work) as received:
-            await show_progress(work, outputs, status)
-            await work
-        stopped_by.extend(received)
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        stopped_by.append(signal.SIGINT)
-        observations.interrupted = True
-    diagnosis = diagnose(observations)
-    render(observations, diagnosis, outputs)
-    return exit_code_for(diagnosis, stopped_by[0] if stopped_by else None)

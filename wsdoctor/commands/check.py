@@ -12,19 +12,31 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wsdoctor.commands.common import Debug, Headers, JsonOut, NoColor, build_plan, fail, use_color
+from wsdoctor.commands.common import (
+    REPORT,
+    ConnectArgs,
+    Headers,
+    ReportArgs,
+    build_plan,
+    check_max_time,
+    fail,
+    run_gatherer,
+    use_color,
+    with_options,
+)
+from wsdoctor.execute import Gatherer, Outputs
 
 if TYPE_CHECKING:
     import asyncio
 
-    from rich.console import Console
-
+    from wsdoctor.budget import Budget
     from wsdoctor.checkconfig import TargetSpec
     from wsdoctor.diagnosis.expectations import Outcome, TargetCheck
+    from wsdoctor.diagnosis.model import Finding
     from wsdoctor.observations import Observations
     from wsdoctor.plan import Plan
     from wsdoctor.probes.status import RunStatus
@@ -32,7 +44,6 @@ if TYPE_CHECKING:
 PROGRESS_TICK_S = 0.5
 PLAIN_REPEAT_S = 10.0
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}
 
 
 @dataclass
@@ -43,8 +54,25 @@ class _Run:
     plan: Plan
     status: RunStatus
     observations: Observations
+    done: bool = False
+
+    @property
+    def name(self) -> str:
+        """The target's name."""
+        return self.spec.name
+
+    @property
+    def stage(self) -> str:
+        """Where the target's run is, in words."""
+        if self.done:
+            return f"done in {self.observations.duration_s:.1f} s"
+        stages = {p.stage for p in self.status.paths.values()}
+        if len(stages) <= 1:
+            return next(iter(stages), "starting")
+        return ", ".join(f"{name} {p.stage}" for name, p in self.status.paths.items())
 
 
+@with_options(REPORT)
 def check(
     urls: Annotated[
         list[str] | None,
@@ -101,9 +129,8 @@ def check(
     markdown: Annotated[
         str | None, typer.Option("--markdown", help="Write a Markdown summary to PATH.")
     ] = None,
-    json_out: JsonOut = None,
-    no_color: NoColor = False,
-    debug: Debug = False,
+    *,
+    report: ReportArgs,
 ) -> None:
     """Check endpoints against expectations; exit 0 when every one holds (for CI)."""
     from wsdoctor.checkconfig import ConfigError
@@ -123,23 +150,14 @@ def check(
         specs = _targets(urls or [], config, expectations, connection)
     except ConfigError as exc:
         fail(str(exc))
+    json_out = report.json_out
     for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
         if path and path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             fail(f"cannot write {option} file {path!r}: its directory does not exist")
+    check_max_time(report.max_time)
+    outputs = Outputs(json_path=json_out, color=use_color(report.no_color), debug=report.debug)
     runs = [_prepare(spec) for spec in specs]
-    try:
-        code = _check(runs, junit, markdown, json_out, use_color(no_color))
-    except OSError as exc:
-        if debug:
-            raise
-        typer.echo(f"wsdoctor: error: {exc}", err=True)
-        code = EXIT_CODES["inconclusive"]
-    except Exception as exc:  # noqa: BLE001 - one line for users, traceback with --debug
-        if debug:
-            raise
-        typer.echo(f"wsdoctor: internal error: {type(exc).__name__}: {exc}", err=True)
-        code = EXIT_CODES["inconclusive"]
-    raise typer.Exit(code)
+    run_gatherer(CheckGatherer(runs, junit, markdown, report.max_time), outputs)
 
 
 def _targets(
@@ -181,152 +199,145 @@ def _prepare(spec: TargetSpec) -> _Run:
     paths = [("direct", spec.url, None)]
     if spec.via:
         paths += entry_points(spec.url, [spec.via])
+    headers = [f"{name}: {value}" for name, value in spec.headers]
     plan = build_plan(
-        paths,
-        spec.idle_budget_s,
-        True,
-        [f"{name}: {value}" for name, value in spec.headers],
-        None,
-        None,
-        False,
-        None,
-        None,
-        spec.open_timeout_s,
+        paths=paths,
+        connect=ConnectArgs(header=headers, open_timeout=spec.open_timeout_s),
+        max_idle=spec.idle_budget_s,
+        quick=True,
     )
     idle = ("idle", "heartbeat") if spec.idle_budget_s is not None else ()
     plan = dataclasses.replace(plan, stages=("handshake", "echo", *idle))
     return _Run(spec, plan, RunStatus(), Observations(started_at="", duration_s=0.0))
 
 
-def _check(
-    runs: list[_Run], junit: str | None, markdown: str | None, json_out: str | None, color: bool
-) -> int:
-    """Run every target, judge it, write every output; return the exit code."""
-    import asyncio
-    import signal
-    from datetime import datetime, timezone
+class CheckGatherer(Gatherer):
+    """Every target's plan at once; each run judged against its expectations."""
 
-    from wsdoctor.diagnosis.engine import diagnose
-    from wsdoctor.diagnosis.expectations import TargetCheck, evaluate, worst
-    from wsdoctor.execute import EXIT_SIGINT, EXIT_SIGTERM
+    def __init__(
+        self, runs: list[_Run], junit: str | None, markdown: str | None, max_time_s: float | None
+    ) -> None:
+        self.runs, self.junit, self.markdown, self.max_time_s = runs, junit, markdown, max_time_s
+        self.secrets = sorted({s for r in runs for s in r.spec.secrets}, key=len, reverse=True)
+        self.started_at = ""
+        self.began = time.monotonic()
 
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    began = time.monotonic()
-    secrets = sorted({s for run in runs for s in run.spec.secrets}, key=len, reverse=True)
-    try:
-        stopped_by = asyncio.run(_run_all(runs, color, secrets))
-    except KeyboardInterrupt:
-        stopped_by = signal.SIGINT
-        for run in runs:
+    def budget(self) -> Budget:
+        from wsdoctor.budget import limited, plan_budget
+
+        budgets = [plan_budget(run.plan) for run in self.runs]
+        longest = max(budgets, key=lambda b: b.planned_s)
+        return limited(list(longest.parts), self.max_time_s)
+
+    def prepare(self) -> None:
+        import wsdoctor.probes.runner  # noqa: F401 - websockets and httpx, in the main thread
+
+    async def gather(self) -> None:
+        import asyncio
+        from datetime import datetime, timezone
+
+        from wsdoctor.probes.runner import run_plan
+
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.began = time.monotonic()
+
+        async def one(run: _Run) -> None:
+            try:
+                await run_plan(run.plan, run.status, run.observations)
+            finally:
+                run.done = True
+
+        await asyncio.gather(*(one(run) for run in self.runs))
+
+    async def progress(self, work: asyncio.Task[None], outputs: Outputs) -> None:
+        await _progress(self.runs, work, outputs.color, self.secrets)
+
+    def where(self) -> str:
+        return _scrub(", ".join(f"{r.spec.name}: {r.stage}" for r in self.runs), self.secrets)
+
+    def mark_interrupted(self) -> None:
+        for run in self.runs:
             run.observations.interrupted = True
-    checks = []
-    for run in runs:
-        diagnosis = diagnose(run.observations)
-        results = evaluate(run.spec.expectations, run.observations, diagnosis)
-        checks.append(
-            _scrub(TargetCheck(run.spec.name, run.observations, diagnosis, results), secrets)
-        )
-    outcome = worst(c.outcome for c in checks)
-    code = EXIT_CODES[outcome]
-    if stopped_by is not None:
-        code = EXIT_SIGTERM if stopped_by == signal.SIGTERM else EXIT_SIGINT
-    duration_s = round(time.monotonic() - began, 3)
-    interrupted = stopped_by is not None
-    _write_outputs(checks, junit, markdown, json_out, interrupted, duration_s)
-    if json_out:
+
+    def _checks(self, incident: Finding | None) -> list[TargetCheck]:
+        from wsdoctor.diagnosis.expectations import TargetCheck, evaluate
+        from wsdoctor.execute import safe_diagnose, with_incident
+
+        checks = []
+        for run in self.runs:
+            diagnosis, error = safe_diagnose(run.observations)
+            diagnosis = with_incident(diagnosis, incident or error)
+            results = evaluate(run.spec.expectations, run.observations, diagnosis)
+            target = TargetCheck(run.spec.name, run.observations, diagnosis, results)
+            checks.append(_scrub(target, self.secrets))
+        return checks
+
+    def conclude(self, outputs: Outputs, stopped_by: int | None, incident: Finding | None) -> int:
+        from wsdoctor.diagnosis.expectations import worst
+        from wsdoctor.exitcodes import exit_code
+        from wsdoctor.report.check import render_check_summary
         from wsdoctor.report.json_report import write_json
 
-        report = _json_report(checks, started_at, duration_s, outcome, code, interrupted)
-        write_json(report, json_out)
-    _print_summary(
-        checks, outcome, interrupted, color, sys.stderr if json_out == "-" else sys.stdout
-    )
-    return code
+        checks = self._checks(incident)
+        outcome = "inconclusive" if incident is not None else worst(c.outcome for c in checks)
+        code = exit_code(outcome, stopped_by)
+        duration_s = round(time.monotonic() - self.began, 3)
+        interrupted = stopped_by is not None or incident is not None
+        _write_outputs(checks, self.junit, self.markdown, interrupted, duration_s)
+        if outputs.json_path:
+            report = self._report(checks, outcome, code, interrupted, duration_s)
+            write_json(report, outputs.json_path)
+        stream = sys.stderr if outputs.json_path == "-" else sys.stdout
+        render_check_summary(checks, outcome, interrupted, outputs.color, stream)
+        return code
 
+    def emergency_report(self, incident: Finding) -> dict[str, Any]:
+        checks = self._checks(incident)
+        duration_s = round(time.monotonic() - self.began, 3)
+        return self._report(checks, "inconclusive", 3, True, duration_s)
 
-async def _run_all(runs: list[_Run], color: bool, secrets: list[str]) -> int | None:
-    """Probe every target concurrently, showing progress; return the signal that stopped it."""
-    import asyncio
-
-    from wsdoctor.probes.runner import run_plan
-    from wsdoctor.signals import cancel_on_signals
-
-    tasks = [asyncio.create_task(run_plan(run.plan, run.status, run.observations)) for run in runs]
-    with cancel_on_signals(*tasks) as stopped_by:
-        await _progress(runs, tasks, color, secrets)
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    for run, outcome in zip(runs, outcomes):
-        if isinstance(outcome, asyncio.CancelledError):
-            run.observations.interrupted = True
-        elif isinstance(outcome, BaseException):
-            raise outcome
-    return stopped_by[0] if stopped_by else None
-
-
-def _stage_of(run: _Run, done: bool) -> str:
-    if done:
-        return f"done in {run.observations.duration_s:.1f} s"
-    stages = {p.stage for p in run.status.paths.values()}
-    if len(stages) <= 1:
-        return next(iter(stages), "starting")
-    return ", ".join(f"{name} {p.stage}" for name, p in run.status.paths.items())
+    def _report(
+        self,
+        checks: list[TargetCheck],
+        outcome: Outcome,
+        exit_code: int,
+        interrupted: bool,
+        duration_s: float,
+    ) -> dict[str, Any]:
+        return _json_report(checks, self.started_at, duration_s, outcome, exit_code, interrupted)
 
 
 async def _progress(
-    runs: list[_Run], tasks: list[asyncio.Task[None]], color: bool, secrets: list[str]
+    runs: list[_Run], work: asyncio.Task[None], color: bool, secrets: list[str]
 ) -> None:
     """A live table on a colour terminal; otherwise one plain line per target as it moves on."""
     import asyncio
 
     from rich.console import Console
+    from rich.live import Live
+
+    from wsdoctor.report.check import progress_line, progress_table
 
     console = Console(stderr=True, no_color=not color, highlight=False)
     if color and console.is_terminal:
-        await _live_progress(runs, tasks, console)
+        with Live(progress_table(runs), console=console, transient=True) as live:
+            while not work.done():
+                await asyncio.wait({work}, timeout=PROGRESS_TICK_S)
+                live.update(progress_table(runs))
         return
     last: dict[int, tuple[str, float]] = {}
     while True:
-        for index, (run, task) in enumerate(zip(runs, tasks)):
-            stage = _stage_of(run, task.done())
+        for index, run in enumerate(runs):
+            stage = run.stage
             elapsed = run.status.elapsed()
             seen = last.get(index)
-            if seen and seen[0] == stage and (task.done() or elapsed - seen[1] < PLAIN_REPEAT_S):
+            if seen and seen[0] == stage and (run.done or elapsed - seen[1] < PLAIN_REPEAT_S):
                 continue
             last[index] = (stage, elapsed)
-            line = f"[{elapsed:6.1f} s] {run.spec.name}: {stage}"
-            print(_scrub(line, secrets), file=sys.stderr, flush=True)
-        if all(task.done() for task in tasks):
+            print(_scrub(progress_line(run), secrets), file=sys.stderr, flush=True)
+        if work.done():
             return
-        await asyncio.wait(tasks, timeout=PROGRESS_TICK_S)
-
-
-async def _live_progress(
-    runs: list[_Run], tasks: list[asyncio.Task[None]], console: Console
-) -> None:
-    import asyncio
-
-    from rich.live import Live
-    from rich.table import Table
-
-    def table() -> Table:
-        grid = Table(title="wsdoctor check", title_justify="left")
-        for column in ("target", "stage", "elapsed", "open", "drops"):
-            grid.add_column(column)
-        for run, task in zip(runs, tasks):
-            paths = run.status.paths.values()
-            grid.add_row(
-                run.spec.name,
-                _stage_of(run, task.done()),
-                f"{run.status.elapsed():.1f} s",
-                str(sum(p.open_connections for p in paths)),
-                str(sum(p.drops for p in paths)),
-            )
-        return grid
-
-    with Live(table(), console=console, transient=True) as live:
-        while not all(task.done() for task in tasks):
-            await asyncio.wait(tasks, timeout=PROGRESS_TICK_S)
-            live.update(table())
+        await asyncio.wait({work}, timeout=PROGRESS_TICK_S)
 
 
 def _scrub(value: Any, secrets: list[str]) -> Any:
@@ -357,7 +368,6 @@ def _write_outputs(
     checks: list[TargetCheck],
     junit: str | None,
     markdown: str | None,
-    json_out: str | None,
     interrupted: bool,
     duration_s: float,
 ) -> None:
@@ -415,33 +425,3 @@ def _json_report(
         "exit_code": exit_code,
         "targets": targets,
     }
-
-
-def _print_summary(
-    checks: list[TargetCheck], outcome: Outcome, interrupted: bool, color: bool, stream: TextIO
-) -> None:
-    """One line per target and per expectation; evidence under those that did not pass."""
-    styles = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
-    paint = color and stream.isatty()
-
-    def mark(word: str) -> str:
-        text = word.upper()
-        return typer.style(text, fg=styles[word], bold=True) if paint else text
-
-    lines = []
-    for check in checks:
-        verdict = check.diagnosis.verdict
-        lines.append(f"{mark(check.outcome)} {check.name}: {verdict.status}, {verdict.culprit}")
-        for result in check.results:
-            lines.append(
-                f"  {result.outcome:<12} {result.name:<17} {result.required:<28} {result.measured}"
-            )
-            if result.outcome != "pass":
-                lines.append(f"  {'':<12} {result.detail}")
-    count = sum(1 for c in checks if c.outcome == outcome)
-    words = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
-    noun = "target" if len(checks) == 1 else "targets"
-    tail = f"wsdoctor check: {count} of {len(checks)} {noun} {words[outcome]}"
-    lines.append(tail + (" (interrupted: partial results)" if interrupted else ""))
-    stream.write("\n".join(lines) + "\n")
-    stream.flush()

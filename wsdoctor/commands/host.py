@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wsdoctor.commands.common import JsonOut, NoColor, fail, use_color
-from wsdoctor.commands.probe import check_json_path
+from wsdoctor.commands.common import REPORT_NO_BUDGET, ReportArgs, fail, run_gatherer, with_options
+from wsdoctor.execute import Gatherer, make_console
+
+if TYPE_CHECKING:
+    from wsdoctor.budget import Budget
+    from wsdoctor.diagnosis.model import Diagnosis
+    from wsdoctor.execute import Outputs
 
 MAX_TARGET = 100_000_000  # connections: beyond any one host's file descriptor ceiling
 
 
+@with_options(REPORT_NO_BUDGET)
 def host(
     pid: Annotated[
         int | None, typer.Option("--pid", help="Also read the limits of this running server.")
@@ -27,17 +33,11 @@ def host(
         str,
         typer.Option("--root", help="Read /proc under this directory (a recorded copy)."),
     ] = "/",
-    json_out: JsonOut = None,
-    no_color: NoColor = False,
+    *,
+    report: ReportArgs,
 ) -> None:
     """Read the limits that decide how many WebSocket connections this machine holds."""
-    import time
-    from datetime import datetime, timezone
-
-    from wsdoctor.diagnosis.engine import diagnose
-    from wsdoctor.execute import EXIT_INCONCLUSIVE, Outputs, exit_code_for
-    from wsdoctor.observations import Observations
-    from wsdoctor.probes.hostlimits import gather_host_facts, process_exists
+    from wsdoctor.probes.hostlimits import process_exists
 
     if not os.path.isdir(root):
         fail(f"--root {root!r} is not a directory")
@@ -45,35 +45,44 @@ def host(
         fail(f"no process with pid {pid}")
     if target_connections is not None and not 1 <= target_connections <= MAX_TARGET:
         fail(f"--target-connections must be between 1 and {MAX_TARGET}, got {target_connections}")
-    check_json_path(json_out)
-    began = time.monotonic()
-    observations = Observations(
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        duration_s=0.0,
-        host=gather_host_facts(root, pid, target_connections),
-    )
-    observations.duration_s = round(time.monotonic() - began, 3)
-    diagnosis = diagnose(observations)
-    try:
-        _render(observations, diagnosis, Outputs(json_path=json_out, color=use_color(no_color)))
-    except OSError as exc:
-        typer.echo(f"wsdoctor: error: {exc}", err=True)
-        raise typer.Exit(EXIT_INCONCLUSIVE) from None
-    raise typer.Exit(exit_code_for(diagnosis, None))
+    run_gatherer(HostGatherer(root, pid, target_connections), report.outputs())
 
 
-def _render(observations, diagnosis, outputs) -> None:  # noqa: ANN001 - lazily imported types
-    from rich.console import Console
+class HostGatherer(Gatherer):
+    """Files under /proc: no network, a short fixed budget."""
 
-    from wsdoctor.execute import PLAIN_WIDTH
-    from wsdoctor.report.host import render_host
-    from wsdoctor.report.json_report import build_report, write_json
-    from wsdoctor.report.terminal import render_terminal
+    def __init__(self, root: str, pid: int | None, target_connections: int | None) -> None:
+        from wsdoctor.observations import Observations
 
-    console = Console(stderr=outputs.json_path == "-", no_color=not outputs.color, highlight=False)
-    if not console.is_terminal:
-        console.width = PLAIN_WIDTH
-    render_terminal(observations, diagnosis, console)
-    render_host(observations.host, console)
-    if outputs.json_path:
-        write_json(build_report(observations, diagnosis), outputs.json_path)
+        self.root, self.pid, self.target_connections = root, pid, target_connections
+        self.observations = Observations(started_at="", duration_s=0.0)
+
+    def budget(self) -> Budget:
+        from wsdoctor.budget import HOST_BUDGET_S, limited
+
+        return limited([("host", HOST_BUDGET_S)], None)
+
+    async def gather(self) -> None:
+        import time
+        from datetime import datetime, timezone
+
+        from wsdoctor.probes.hostlimits import gather_host_facts
+
+        began = time.monotonic()
+        self.observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.observations.host = gather_host_facts(self.root, self.pid, self.target_connections)
+        self.observations.duration_s = round(time.monotonic() - began, 3)
+
+    def where(self) -> str:
+        return f"reading limits under {self.root}"
+
+    async def progress(self, work: object, outputs: Outputs) -> None:
+        """Nothing to show: reading a few files takes no time."""
+
+    def render(self, diagnosis: Diagnosis, outputs: Outputs) -> None:
+        from wsdoctor.report.host import render_host
+        from wsdoctor.report.terminal import render_terminal
+
+        console = make_console(outputs)
+        render_terminal(self.observations, diagnosis, console)
+        render_host(self.observations.host, console)

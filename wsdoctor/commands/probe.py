@@ -7,73 +7,52 @@ from typing import Annotated
 import typer
 
 from wsdoctor.commands.common import (
-    CaCert,
-    Debug,
+    CONNECT,
+    REPORT,
+    ConnectArgs,
     ForwardProxy,
-    Headers,
     HeartbeatMessage,
-    Insecure,
-    JsonOut,
     MaxIdle,
     MaxMessage,
-    NoColor,
     NoProxy,
-    OpenTimeout,
-    Origin,
     Quick,
+    ReportArgs,
     Stages,
-    Subprotocol,
     build_plan,
+    check_url,
     fail,
-    run_plan_command,
+    run_gatherer,
+    with_options,
 )
 
 
+@with_options(CONNECT, REPORT)
 def probe(
     url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
     proxy: ForwardProxy = None,
     no_proxy: NoProxy = False,
     max_idle: MaxIdle = None,
     quick: Quick = False,
-    header: Headers = None,
-    subprotocol: Subprotocol = None,
-    origin: Origin = None,
-    insecure: Insecure = False,
-    cacert: CaCert = None,
     heartbeat_message: HeartbeatMessage = None,
-    json_out: JsonOut = None,
-    no_color: NoColor = False,
-    open_timeout: OpenTimeout = 10.0,
     stages: Stages = None,
     max_message: MaxMessage = None,
-    debug: Debug = False,
+    *,
+    connect: ConnectArgs,
+    report: ReportArgs,
 ) -> None:
     """Probe one endpoint in stages and name why its connections drop."""
     from wsdoctor.plan import environment_proxy
 
-    check_json_path(json_out)
+    report.outputs()  # fail on an unwritable --json before anything else
     if proxy is None and not no_proxy:
-        proxy = environment_proxy(url)
+        proxy = environment_proxy(check_url(url))
     paths = [("direct", url, None)]
     if proxy:
         paths.append(("via-proxy", url, proxy))
-    plan = build_plan(
-        paths,
-        max_idle,
-        quick,
-        header,
-        subprotocol,
-        origin,
-        insecure,
-        cacert,
-        heartbeat_message,
-        open_timeout,
-        stages,
-        max_message,
-    )
-    run_plan_command(plan, json_out, no_color, debug)
+    _run_paths(paths, connect, report, max_idle, quick, heartbeat_message, stages, max_message)
 
 
+@with_options(CONNECT, REPORT)
 def compare(
     direct: Annotated[str, typer.Option("--direct", help="The backend's own WebSocket URL.")],
     via_proxy: Annotated[
@@ -90,18 +69,12 @@ def compare(
     ] = None,
     max_idle: MaxIdle = None,
     quick: Quick = False,
-    header: Headers = None,
-    subprotocol: Subprotocol = None,
-    origin: Origin = None,
-    insecure: Insecure = False,
-    cacert: CaCert = None,
     heartbeat_message: HeartbeatMessage = None,
-    json_out: JsonOut = None,
-    no_color: NoColor = False,
-    open_timeout: OpenTimeout = 10.0,
     stages: Stages = None,
     max_message: MaxMessage = None,
-    debug: Debug = False,
+    *,
+    connect: ConnectArgs,
+    report: ReportArgs,
 ) -> None:
     """Probe the same service over several paths at once and place the fault at a hop."""
     from wsdoctor.plan import entry_points
@@ -109,31 +82,30 @@ def compare(
     entries = ([via_proxy] if via_proxy else []) + list(via or [])
     if not entries:
         fail("compare needs --via-proxy URL (or --via URL)")
-    check_json_path(json_out)
+    report.outputs()  # fail on an unwritable --json before anything else
     paths = [("direct", direct, None), *entry_points(direct, entries)]
+    _run_paths(paths, connect, report, max_idle, quick, heartbeat_message, stages, max_message)
+
+
+def _run_paths(
+    paths: list[tuple[str, str, str | None]],
+    connect: ConnectArgs,
+    report: ReportArgs,
+    max_idle: float | None,
+    quick: bool,
+    heartbeat_message: str | None,
+    stages: str | None,
+    max_message: str | None,
+) -> None:
+    from wsdoctor.execute import PlanGatherer
+
     plan = build_plan(
-        paths,
-        max_idle,
-        quick,
-        header,
-        subprotocol,
-        origin,
-        insecure,
-        cacert,
-        heartbeat_message,
-        open_timeout,
-        stages,
-        max_message,
+        paths=paths,
+        connect=connect,
+        max_idle=max_idle,
+        quick=quick,
+        heartbeat_message=heartbeat_message,
+        stages=stages,
+        max_message=max_message,
     )
-    run_plan_command(plan, json_out, no_color, debug)
-
-
-def check_json_path(json_out: str | None) -> None:
-    """Fail before probing, not after, when the JSON report could not be written."""
-    import os
-
-    if json_out is None or json_out == "-":
-        return
-    directory = os.path.dirname(os.path.abspath(json_out))
-    if os.path.isdir(json_out) or not os.access(directory, os.W_OK):
-        fail(f"cannot write --json {json_out!r}: not a file in a writable directory")
+    run_gatherer(PlanGatherer(plan, report.max_time), report.outputs())

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from wsdoctor.commands.common import Debug, fail
+from wsdoctor.exitcodes import EXIT_INCONCLUSIVE
 
 MAX_SECONDS = 86400.0
 MAX_HANDSHAKE_S = 3600.0
 MAX_CONNECTIONS = 1_000_000
 MAX_TOKEN_CHARS = 1024
-EXIT_INTERNAL = 3
 
 
 def _seconds(name: str, value: float | None, limit: float = MAX_SECONDS) -> None:
@@ -172,5 +172,5 @@ def serve(
         if debug:
             raise
         typer.echo(f"wsdoctor: internal error: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(EXIT_INTERNAL) from None
+        raise typer.Exit(EXIT_INCONCLUSIVE) from None
     typer.echo(f"wsdoctor serve: stopped ({signal.Signals(stopped_by).name})", err=True)

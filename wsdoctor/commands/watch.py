@@ -9,25 +9,29 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import typer
 
 from wsdoctor.commands.common import (
-    CaCert,
-    Debug,
+    CONNECT,
+    REPORT,
+    ConnectArgs,
     ForwardProxy,
-    Headers,
-    Insecure,
-    JsonOut,
-    NoColor,
     NoProxy,
-    OpenTimeout,
-    Origin,
-    Subprotocol,
-    build_plan,
+    ReportArgs,
+    check_url,
+    connect_options,
     fail,
-    use_color,
+    path_specs,
+    run_gatherer,
+    with_options,
 )
+from wsdoctor.execute import Gatherer, make_console
 
 if TYPE_CHECKING:
+    import asyncio
+
     from rich.console import Console
 
+    from wsdoctor.budget import Budget
+    from wsdoctor.diagnosis.model import Diagnosis, Finding
+    from wsdoctor.execute import Outputs
     from wsdoctor.metrics import WatchMetrics
     from wsdoctor.observations import Observations, WatchLog
     from wsdoctor.probes.watch import WatchPlan, WatchStatus
@@ -50,6 +54,7 @@ def _writable_file(option: str, path: str) -> None:
         fail(f"cannot write {option} {path!r}: no writable directory {directory!r}")
 
 
+@with_options(CONNECT, REPORT)
 def watch(
     url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
     duration: Annotated[
@@ -93,15 +98,9 @@ def watch(
     ] = None,
     proxy: ForwardProxy = None,
     no_proxy: NoProxy = False,
-    header: Headers = None,
-    subprotocol: Subprotocol = None,
-    origin: Origin = None,
-    insecure: Insecure = False,
-    cacert: CaCert = None,
-    json_out: JsonOut = None,
-    no_color: NoColor = False,
-    open_timeout: OpenTimeout = 10.0,
-    debug: Debug = False,
+    *,
+    connect: ConnectArgs,
+    report: ReportArgs,
 ) -> None:
     """Keep connections open with heartbeats; record, classify and count every drop."""
     from wsdoctor.backoff import BackoffPolicy
@@ -118,7 +117,7 @@ def watch(
         fail(f"--connections must be between 1 and {MAX_CONNECTIONS}, got {connections}")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         fail(f"--metrics-port must be between 0 and 65535, got {metrics_port}")
-    report_file = json_out if json_out != "-" else None
+    report_file = report.json_out if report.json_out != "-" else None
     for option, path in (
         ("--events", events),
         ("--metrics-textfile", metrics_textfile),
@@ -126,54 +125,33 @@ def watch(
     ):
         if path is not None:
             _writable_file(option, path)
+    if heartbeat_message is not None and not heartbeat_message:
+        fail("--heartbeat-message must not be empty")
     if proxy is None and not no_proxy:
-        proxy = environment_proxy(url)
-    base = build_plan(
-        [("direct", url, proxy)],
-        None,
-        False,
-        header,
-        subprotocol,
-        origin,
-        insecure,
-        cacert,
-        heartbeat_message,
-        open_timeout,
-    )
+        proxy = environment_proxy(check_url(url))
+    (path,) = path_specs([("direct", url, proxy)])
     plan = WatchPlan(
-        path=base.paths[0],
-        connect=base.connect,
+        path=path,
+        connect=connect_options(connect),
         interval_s=interval,
         heartbeat_message=heartbeat_message,
         connections=connections,
         duration_s=duration,
         backoff=BackoffPolicy(base_s=backoff_base, max_s=backoff_max),
     )
-    outputs = _Outputs(
-        json_path=json_out,
-        color=use_color(no_color),
+    outputs = report.outputs()
+    sinks = _Outputs(
         events_path=events,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         metrics_textfile=metrics_textfile,
     )
-    try:
-        code = _execute(plan, outputs)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one line for users, traceback with --debug
-        if debug:
-            raise
-        typer.echo(f"wsdoctor: internal error: {type(exc).__name__}: {exc}", err=True)
-        code = 3
-    raise typer.Exit(code)
+    run_gatherer(WatchGatherer(plan, outputs, sinks, report.max_time), outputs)
 
 
 class _Outputs(NamedTuple):
-    """Where a watch reports: terminal, JSON report, events log, metrics."""
+    """Where a watch reports besides the pipeline's outputs: events log and metrics."""
 
-    json_path: str | None
-    color: bool
     events_path: str | None
     metrics_port: int | None
     metrics_host: str
@@ -229,58 +207,76 @@ class _Sink:
             self.dirty = False
 
 
-def _execute(plan: WatchPlan, outputs: _Outputs) -> int:
-    """Watch, diagnose, render; return the exit code."""
-    import asyncio
-    import signal
-    import sys
+class WatchGatherer(Gatherer):
+    """The watch: connections kept open until the duration ends or a signal stops it."""
 
-    from rich.console import Console
+    def __init__(
+        self, plan: WatchPlan, outputs: Outputs, sinks: _Outputs, max_time_s: float | None
+    ) -> None:
+        from rich.console import Console
 
-    from wsdoctor.diagnosis.engine import diagnose
-    from wsdoctor.execute import PLAIN_WIDTH, exit_code_for
-    from wsdoctor.observations import Observations
-    from wsdoctor.probes.watch import WatchStatus
-    from wsdoctor.report.json_report import build_report, write_json
-    from wsdoctor.report.watch import EventLog, render_watch_summary
+        from wsdoctor.observations import Observations
+        from wsdoctor.probes.watch import WatchStatus
+        from wsdoctor.report.watch import EventLog
 
-    console = Console(stderr=True, no_color=not outputs.color, highlight=False)
-    observations = Observations(started_at="", duration_s=0.0)
-    status = WatchStatus()
-    metrics, server = _start_metrics(plan, outputs)
-    events = None
-    try:
-        if outputs.events_path is not None:
+        self.plan, self.max_time_s = plan, max_time_s
+        self.observations = Observations(started_at="", duration_s=0.0)
+        self.status = WatchStatus()
+        console = Console(stderr=True, no_color=not outputs.color, highlight=False)
+        self.metrics, self.server = _start_metrics(plan, sinks)
+        events = None
+        if sinks.events_path is not None:
             try:
-                events = EventLog(outputs.events_path)
+                events = EventLog(sinks.events_path)
             except OSError as exc:
-                fail(f"cannot write --events {outputs.events_path!r}: {exc.strerror or exc}")
+                self.cleanup()
+                fail(f"cannot write --events {sinks.events_path!r}: {exc.strerror or exc}")
         plain = not (console.is_terminal and outputs.color)
-        sink = _Sink(observations, console, plain, events, metrics, outputs.metrics_textfile)
-        try:
-            stopped_by = asyncio.run(_run(plan, observations, status, sink, console))
-        except KeyboardInterrupt:
-            stopped_by = signal.SIGINT
-        if metrics is not None:
-            metrics.stopped()
-            sink.dirty = True
-            sink.flush_textfile()
-    finally:
-        if server is not None:
-            server.close()
-        if events is not None:
-            events.close()
-    observations.interrupted = stopped_by is not None and plan.duration_s is not None
-    diagnosis = diagnose(observations)
-    to_stdout_json = outputs.json_path == "-"
-    out = Console(stderr=to_stdout_json, no_color=not outputs.color, highlight=False)
-    if not out.is_terminal:
-        out.width = PLAIN_WIDTH
-    render_watch_summary(observations, diagnosis, sink.causes(), out)
-    if outputs.json_path:
-        write_json(build_report(observations, diagnosis), outputs.json_path)
-    sys.stdout.flush()
-    return exit_code_for(diagnosis, stopped_by)
+        self.sink = _Sink(
+            self.observations, console, plain, events, self.metrics, sinks.metrics_textfile
+        )
+        self.stopped = False
+
+    def budget(self) -> Budget | None:
+        from wsdoctor.budget import watch_budget
+
+        return watch_budget(self.plan.duration_s, self.max_time_s)
+
+    async def gather(self) -> None:
+        from wsdoctor.probes.watch import run_watch
+
+        await run_watch(self.plan, self.observations, self.status, self.sink)
+
+    async def progress(self, work: asyncio.Task[None], outputs: Outputs) -> None:
+        await _display(work, self.observations, self.status, self.sink, self.sink.console)
+
+    def where(self) -> str:
+        return f"watching {len(self.status.slots)} connections"
+
+    def mark_interrupted(self) -> None:
+        """A watch without --duration ends by being stopped: that is not an interruption."""
+        self.stopped = True
+
+    def cleanup(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stopped()
+            self.sink.dirty = True
+            self.sink.flush_textfile()
+        if self.server is not None:
+            self.server.close()
+        if getattr(self, "sink", None) is not None and self.sink.events is not None:
+            self.sink.events.close()
+
+    def conclude(self, outputs: Outputs, stopped_by: int | None, incident: Finding | None) -> int:
+        stopped = self.stopped or stopped_by is not None
+        self.observations.interrupted = stopped and self.plan.duration_s is not None
+        return super().conclude(outputs, stopped_by, incident)
+
+    def render(self, diagnosis: Diagnosis, outputs: Outputs) -> None:
+        from wsdoctor.report.watch import render_watch_summary
+
+        console = make_console(outputs)
+        render_watch_summary(self.observations, diagnosis, self.sink.causes(), console)
 
 
 def _start_metrics(plan: WatchPlan, outputs: _Outputs) -> tuple[Any, Any]:
@@ -302,28 +298,6 @@ def _start_metrics(plan: WatchPlan, outputs: _Outputs) -> tuple[Any, Any]:
     host = f"[{outputs.metrics_host}]" if ":" in outputs.metrics_host else outputs.metrics_host
     typer.echo(f"wsdoctor watch: metrics on http://{host}:{server.port}/metrics", err=True)
     return metrics, server
-
-
-async def _run(
-    plan: WatchPlan,
-    observations: Observations,
-    status: WatchStatus,
-    sink: _Sink,
-    console: Console,
-) -> int | None:
-    """Run the watch with its display until the duration ends or a signal stops it."""
-    import asyncio
-    import contextlib
-
-    from wsdoctor.probes.watch import run_watch
-    from wsdoctor.signals import cancel_on_signals
-
-    work = asyncio.create_task(run_watch(plan, observations, status, sink))
-    with cancel_on_signals(work) as stopped_by:
-        await _display(work, observations, status, sink, console)
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-    return stopped_by[0] if stopped_by else None
 
 
 async def _display(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Awaitable
 from datetime import datetime, timezone
@@ -21,6 +24,14 @@ from wsdoctor.redact import redact_url
 
 MIN_PING_TIMEOUT_S = 1.0
 MAX_PING_TIMEOUT_S = 10.0
+TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
+"""A test hook, used only by the tests of the run budget (tests/test_budget.py).
+
+``STAGE`` makes that stage (``handshake`` or ``echo``) wait forever for something that never
+comes; ``STAGE:deaf`` also ignores cancellation (like a close that never completes);
+``STAGE:blocking`` blocks the event loop's thread for good. No timeout covers these: only the
+run budget's watchdog ends such a run.
+"""
 
 
 def ping_timeout_for(echo: StageResult | None) -> float:
@@ -41,6 +52,7 @@ async def run_path(
 ) -> None:
     """Run every planned stage over one path, appending each stage to ``result`` as it ends."""
     status.stage = "handshake"
+    await _test_hang("handshake")
     handshake = await handshake_stage(path, plan, run_started, result.stages)
     result.fingerprints = recognise(handshake.connections[0].handshake.headers, "upgrade")
     if not handshake.connections[0].handshake.ok:
@@ -50,6 +62,7 @@ async def run_path(
     echo = None
     if "echo" in plan.stages:
         status.stage = "echo"
+        await _test_hang("echo")
         echo = await echo_stage(path, plan, run_started, result.stages)
     # Stability only pings on its own connection: it runs beside the idle stage at no cost.
     # The plain HTTP request is light, and its set-up runs in a thread: it cannot skew timings.
@@ -72,6 +85,20 @@ async def run_path(
     status.stage = " + ".join(name for name in beside if name != "fingerprint") or "fingerprint"
     await asyncio.gather(*beside.values())
     status.stage = "done"
+
+
+async def _test_hang(stage: str) -> None:
+    """The hang that ``WSDOCTOR_TEST_HANG`` asks for at ``stage``, if any (tests only)."""
+    name, _, mode = os.environ.get(TEST_HANG_ENV, "").partition(":")
+    if name != stage:
+        return
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if mode == "blocking":
+        threading.Event().wait()
+    while mode == "deaf":
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(never)
+    await never
 
 
 async def _add_http_fingerprints(path: PathSpec, plan: Plan, result: PathResult) -> None:
