@@ -52,7 +52,7 @@ def mixtures(draw: st.DrawFn) -> list[tuple[float, list[float]]]:
 def _samples(mixture: list[tuple[float, list[float]]]) -> list[DropSample]:
     counter = itertools.count()
     return [
-        DropSample(id=f"c{next(counter)}", how="eof", idle_s=v, age_s=v)
+        DropSample(id=f"c{next(counter)}", how="eof", idle_s=v, age_s=v, at_s=v)
         for _, values in mixture
         for v in values
     ]

@@ -1,16 +1,19 @@
-"""Drops as a distribution: group the connections a path lost into clusters, on two clocks.
+"""Drops as a distribution: group the connections a path lost into clusters, on three clocks.
 
-Every drop has an idle age (seconds since the last byte either way) and a connection age. An
-idle timeout lines drops up on idle age; a lifetime cap, or an idle timer that ignores protocol
-pings, lines them up on connection age. The probe opens connections together but restarts their
-idle clocks at different moments (rungs ping once, then go quiet again), so the two clocks
-disagree, and each cluster is judged on the clock it lines up on.
+Every drop has an idle age (seconds since the last byte either way), a connection age, and a
+moment (when it happened). An idle timeout lines drops up on idle age; a lifetime cap, or an
+idle timer that ignores protocol pings, lines them up on connection age; a worker that sweeps
+its idle connections only when it wakes up cuts a batch at one moment, each member idle at
+least as long as the timeout. The probe opens connections together but restarts their idle
+clocks at different moments (rungs ping once, then go quiet again), so the clocks disagree, and
+each cluster is judged on the clock it lines up on.
 
-A cluster grows by single linkage: the next drop joins when it is within ``link_gap`` of the
-last member (a timer checked on a one-second tick, or per worker process, spreads one timeout
-over about a second) and the cluster stays within ``max_span``. Only idle-stage connections
-found clusters: heartbeat and traffic connections die at random idle ages when something else
-kills them, so they only join clusters. Pure functions, no I/O.
+On idle age and connection age a cluster grows by single linkage: the next drop joins when it is
+within ``link_gap`` of the last member (a timer checked on a one-second tick, or per worker
+process, spreads one timeout over about a second) and the cluster stays within ``max_span``. A
+batch on the moment clock spans at most ``MOMENT_SPAN_S``. Only idle-stage connections found
+clusters: heartbeat and traffic connections die at random idle ages when something else kills
+them, so they only join clusters. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-Clock = Literal["idle", "age"]
+Clock = Literal["idle", "age", "moment"]
+CLOCKS: tuple[Clock, ...] = ("idle", "age", "moment")
 
 TICK_S = 1.0
 """The coarsest timer tick seen in real proxies (Squid, Dante): drops of one timeout spread
@@ -29,15 +33,22 @@ LINK_JITTER_S = 0.05
 RELATIVE_SPREAD = 0.05
 MIN_CLUSTER_SAMPLES = 2
 MIN_CLUSTER_FOUNDERS = 2
+MOMENT_GAP_S = 0.15
+MOMENT_SPAN_S = 0.3
+"""Closes one sweep sends out arrive within a few milliseconds; two sweeps are a tick apart."""
 
 
-def link_gap(value_s: float) -> float:
+def link_gap(value_s: float, clock: Clock = "idle") -> float:
     """How far apart two neighbouring drops of one cluster may be."""
+    if clock == "moment":
+        return MOMENT_GAP_S
     return max(TICK_S + LINK_JITTER_S, RELATIVE_SPREAD * value_s)
 
 
-def max_span(low_s: float) -> float:
+def max_span(low_s: float, clock: Clock = "idle") -> float:
     """How wide one cluster may grow: a tick either side of the timeout, or 10 %."""
+    if clock == "moment":
+        return MOMENT_SPAN_S
     return max(2 * TICK_S + 2 * LINK_JITTER_S, 2 * RELATIVE_SPREAD * low_s)
 
 
@@ -49,13 +60,14 @@ class DropSample:
     how: str
     idle_s: float
     age_s: float
+    at_s: float = 0.0  # the moment, seconds from the start of the run
     keeper: bool = False
     code: int | None = None
     reason: str | None = None
 
     def on(self, clock: Clock) -> float:
         """This drop's reading on ``clock``."""
-        return self.idle_s if clock == "idle" else self.age_s
+        return {"idle": self.idle_s, "age": self.age_s, "moment": self.at_s}[clock]
 
 
 @dataclass
@@ -66,14 +78,19 @@ class DropCluster:
     members: list[DropSample] = field(default_factory=list)
 
     @property
+    def _reading(self) -> Clock:
+        """The clock figures are read on: a batch cut at one moment is read by idle age."""
+        return "idle" if self.clock == "moment" else self.clock
+
+    @property
     def low_s(self) -> float:
         """The earliest drop: what a heartbeat must beat."""
-        return min(m.on(self.clock) for m in self.members)
+        return min(m.on(self._reading) for m in self.members)
 
     @property
     def high_s(self) -> float:
         """The latest drop of the cluster."""
-        return max(m.on(self.clock) for m in self.members)
+        return max(m.on(self._reading) for m in self.members)
 
     @property
     def samples(self) -> int:
@@ -111,7 +128,7 @@ def _linked_groups(samples: Sequence[DropSample], clock: Clock) -> list[list[Dro
             group = groups[-1]
             last = group[-1].on(clock)
             first = group[0].on(clock)
-            if value - last <= link_gap(last) and value - first <= max_span(first):
+            if value - last <= link_gap(last, clock) and value - first <= max_span(first, clock):
                 group.append(sample)
                 continue
         groups.append([sample])
@@ -119,12 +136,12 @@ def _linked_groups(samples: Sequence[DropSample], clock: Clock) -> list[list[Dro
 
 
 def _best_group(samples: Sequence[DropSample]) -> DropCluster | None:
-    """The group with the most idle-stage founders on either clock (then members, idle first,
-    shorter first)."""
+    """The group with the most idle-stage founders on any clock (then members; idle age first,
+    then connection age, then the moment; shorter first)."""
     best: tuple[tuple[int, int, int, float], DropCluster] | None = None
-    for rank, clock in enumerate(("idle", "age")):
-        for group in _linked_groups(samples, clock):  # type: ignore[arg-type]
-            cluster = DropCluster(clock, group)  # type: ignore[arg-type]
+    for rank, clock in enumerate(CLOCKS):
+        for group in _linked_groups(samples, clock):
+            cluster = DropCluster(clock, group)
             key = (cluster.founders, cluster.samples, -rank, -cluster.low_s)
             if best is None or key > best[0]:
                 best = (key, cluster)
@@ -134,7 +151,7 @@ def _best_group(samples: Sequence[DropSample]) -> DropCluster | None:
 def cluster_drops(samples: Iterable[DropSample]) -> tuple[list[DropCluster], list[DropSample]]:
     """Repeatable clusters, shortest first, and the drops that belong to none.
 
-    Greedy: the largest group on either clock is taken first, its members removed, and so on
+    Greedy: the largest group on any clock is taken first, its members removed, and so on
     while a repeatable group remains. A survivor (a connection that outlived a cluster) is not
     a sample here: it never cancels a cluster of drops.
     """

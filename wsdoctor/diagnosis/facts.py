@@ -139,6 +139,7 @@ def _drop_sample(record: ConnectionRecord) -> DropSample | None:
         how=record.ending.kind,
         idle_s=record.ending.idle_s,
         age_s=record.ending.age_s,
+        at_s=round(record.opened_at + record.ending.age_s, 4),
         keeper=record.role in ("heartbeat", "traffic"),
         code=record.ending.code,
         reason=record.ending.reason,

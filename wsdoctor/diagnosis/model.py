@@ -50,7 +50,7 @@ class IdleCluster:
     connections: int
     share: float  # of the idle connections whose fate is known
     ended_by: dict[str, int] = field(default_factory=dict)
-    clock: Literal["idle", "age"] = "idle"
+    clock: Literal["idle", "age", "moment"] = "idle"
 
 
 @dataclass

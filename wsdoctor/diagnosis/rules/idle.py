@@ -77,7 +77,7 @@ def _evidence(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> list
     how = _HOW[drop.how]
     if drop.how == "close_frame":
         how += f" (code {', '.join(map(str, drop.codes))})"
-    clock = "idle" if drop.clock == "idle" else "of age"
+    clock = {"idle": "idle", "age": "of age", "moment": "idle or more"}[drop.clock]
     lines = [
         f"{path.name}: {drop.samples} connection(s) ended after {_seconds(drop.idle_s)} "
         f"{clock} by {how}"
@@ -92,6 +92,13 @@ def _evidence(drop: IdleDrop, fates: list[KeeperFate], path: PathResult) -> list
                 f"{path.name}: the first data sent after the silent period was "
                 "answered by a TCP RST (the signature of an AWS NLB or NAT gateway)"
             )
+    elif drop.clock == "moment":
+        lines.append(
+            f"{path.name}: they were cut together at one moment, idle from "
+            f"{_seconds(drop.low_s)} to {_seconds(drop.high_s)}: a worker that checks its idle "
+            "connections only now and then; the shortest idle it cut is what a heartbeat must "
+            "beat"
+        )
     elif drop.spread_s >= TICK_NOTE_S:
         lines.append(
             f"{path.name}: closes spread from {_seconds(drop.low_s)} to "
