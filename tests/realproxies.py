@@ -1,4 +1,4 @@
-"""Real Debian proxies (nginx, HAProxy, Squid, tinyproxy) on loopback, for end-to-end tests.
+"""Real Debian proxies on loopback for end-to-end tests: nginx, HAProxy, Squid, tinyproxy, Dante.
 
 Each proxy runs as a foreground subprocess with a configuration written into the test's
 ``tmp_path``, on a free loopback port, with its pid file, logs and temporary files kept out of
@@ -13,6 +13,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -54,13 +55,15 @@ class RealProxy:
     process: subprocess.Popen
     logs: list[Path] = field(default_factory=list)
     version: str = ""
+    scheme: str = ""
+    """URL scheme of the entry point; empty: ``ws`` for a reverse, ``http`` for a forward proxy."""
 
     @property
     def url(self) -> str:
-        """``ws://`` entry point of a reverse proxy, or ``http://`` URL of a forward proxy."""
-        return f"{'http' if self.forward else 'ws'}://{HOST}:{self.port}" + (
-            "" if self.forward else "/"
-        )
+        """``ws://`` entry point of a reverse proxy, or the URL of a forward proxy
+        (``http://``, or ``socks5://`` when ``scheme`` says so)."""
+        scheme = self.scheme or ("http" if self.forward else "ws")
+        return f"{scheme}://{HOST}:{self.port}" + ("" if self.forward else "/")
 
     def path_to(self, backend_url: str, name: str = "via-proxy") -> PathSpec:
         """The probe path that reaches ``backend_url`` through this proxy."""
@@ -176,6 +179,11 @@ def _version(binary: str, flag: str) -> str:
 # --- nginx -------------------------------------------------------------------------------
 
 
+def _nginx_time(seconds: float) -> str:
+    """An nginx time value: whole seconds as ``3s``, others in milliseconds (``1500ms``)."""
+    return f"{seconds:g}s" if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
+
+
 def nginx(
     tmp_path: Path,
     backend_port: int,
@@ -184,8 +192,14 @@ def nginx(
     send_timeout_s: float | None = None,
     http_11: bool = True,
     upgrade_headers: bool = True,
+    workers: int = 1,
+    reuseport: bool = False,
 ) -> AbstractAsyncContextManager[RealProxy]:
-    """nginx as a reverse proxy for the backend (``location /``)."""
+    """nginx as a reverse proxy for the backend (``location /``).
+
+    ``workers`` is ``worker_processes``; ``reuseport`` gives each worker its own listening
+    socket, so the kernel spreads connections over the workers (and their timers).
+    """
     binary = require_binary("nginx")
     root = tmp_path / "nginx"
     root.mkdir(exist_ok=True)
@@ -200,8 +214,8 @@ def nginx(
             'proxy_set_header Connection "upgrade";',
         ]
     lines += [
-        f"proxy_read_timeout {read_timeout_s:g}s;",
-        f"proxy_send_timeout {send:g}s;",
+        f"proxy_read_timeout {_nginx_time(read_timeout_s)};",
+        f"proxy_send_timeout {_nginx_time(send)};",
         "proxy_connect_timeout 5s;",
     ]
     location = "\n                ".join(lines)
@@ -211,7 +225,7 @@ def nginx(
         conf = root / "nginx.conf"
         conf.write_text(
             f"""{user}
-worker_processes 1;
+worker_processes {workers};
 error_log {error_log} info;
 events {{ worker_connections 1024; }}
 http {{
@@ -222,7 +236,7 @@ http {{
     uwsgi_temp_path {root}/uwsgi_temp;
     scgi_temp_path {root}/scgi_temp;
     server {{
-        listen {HOST}:{port};
+        listen {HOST}:{port}{" reuseport" if reuseport else ""};
         location / {{
                 {location}
         }}
@@ -412,6 +426,263 @@ async def _with_version(
     async with running as proxy:
         proxy.version = _version(binary, flag)
         yield proxy
+
+
+# --- fleets and multi-process proxies ---------------------------------------------------
+
+NO_TIMEOUT_S = 3600.0
+"""What "no timeout" means for a fleet node or a TCP balancer: far beyond any test."""
+
+
+@dataclass
+class FleetProxy(RealProxy):
+    """A load balancer (``process``) in front of several proxy nodes, each its own process."""
+
+    nodes: list[RealProxy] = field(default_factory=list)
+    root: Path | None = None
+
+    def log_text(self) -> str:
+        """The logs of the balancer and of every node, each named by its path under ``root``."""
+        return _logs_under(self.root, self.logs)
+
+
+def _logs_under(root: Path | None, logs: Sequence[Path]) -> str:
+    """The text of ``logs``, each headed by its path relative to ``root`` (missing: skipped)."""
+    parts = []
+    for log in logs:
+        label = log.relative_to(root) if root is not None and root in log.parents else log.name
+        with contextlib.suppress(OSError):
+            parts.append(f"--- {label}\n{log.read_text(errors='replace')}")
+    return "\n".join(parts)
+
+
+def haproxy_tcp(
+    tmp_path: Path,
+    server_ports: Sequence[int],
+    *,
+    timeout_s: float = NO_TIMEOUT_S,
+    balance: str = "roundrobin",
+) -> AbstractAsyncContextManager[RealProxy]:
+    """HAProxy in ``mode tcp`` spreading connections over ``server_ports`` (``balance``).
+
+    Its own ``timeout client``/``server``/``tunnel`` are ``timeout_s`` (by default far beyond
+    any test), so it never cuts a connection itself: what the nodes behind it do shows through.
+    """
+    binary = require_binary("haproxy")
+    root = tmp_path / "haproxy"
+    root.mkdir(exist_ok=True)
+    servers = "\n".join(
+        f"    server node{i + 1} 127.0.0.1:{port}" for i, port in enumerate(server_ports)
+    )
+
+    def launch(port: int) -> tuple[list[str], list[Path]]:
+        cfg = root / "haproxy.cfg"
+        cfg.write_text(
+            f"""global
+    log stderr format raw local0 info
+    maxconn 1024
+
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 5s
+    timeout client {timeout_s:g}s
+    timeout server {timeout_s:g}s
+    timeout tunnel {timeout_s:g}s
+
+frontend fe
+    bind {HOST}:{port}
+    default_backend nodes
+
+backend nodes
+    balance {balance}
+{servers}
+"""
+        )
+        return [binary, "-f", str(cfg), "-db"], []
+
+    return _with_version(_running("haproxy", tmp_path, launch, forward=False), binary, "-v")
+
+
+@asynccontextmanager
+async def fleet(
+    tmp_path: Path, backend_port: int, read_timeouts: Sequence[float | None] = (2.0, 4.0)
+) -> AsyncIterator[FleetProxy]:
+    """A fleet of nginx reverse proxies behind one HAProxy ``mode tcp`` round robin.
+
+    One nginx node per entry of ``read_timeouts`` (its ``proxy_read_timeout`` and
+    ``proxy_send_timeout``; ``None``: no timeout, ``NO_TIMEOUT_S``), each on its own free
+    loopback port with its own prefix directory ``node-N`` under ``tmp_path``, all proxying to
+    the backend. The yielded proxy is HAProxy's ``ws://`` entry point (HAProxy itself never
+    times out), with the logs of every process.
+    """
+    require_binary("nginx")
+    require_binary("haproxy")
+    nodes: list[RealProxy] = []
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            for i, timeout in enumerate(read_timeouts):
+                node_root = tmp_path / f"node-{i + 1}"
+                node_root.mkdir(parents=True, exist_ok=True)
+                seconds = NO_TIMEOUT_S if timeout is None else timeout
+                node = await stack.enter_async_context(
+                    nginx(node_root, backend_port, read_timeout_s=seconds, send_timeout_s=seconds)
+                )
+                nodes.append(node)
+            balancer = await stack.enter_async_context(
+                haproxy_tcp(tmp_path, [n.port for n in nodes])
+            )
+        except ProxyStartError as error:
+            started = _logs_under(tmp_path, [log for n in nodes for log in n.logs]) or "(none)"
+            raise ProxyStartError(
+                f"{error}\nlogs of the fleet's nodes started so far:\n{_tail(started)}"
+            ) from error
+        timeouts = ", ".join("none" if t is None else f"{t:g}s" for t in read_timeouts)
+        yield FleetProxy(
+            "fleet",
+            balancer.port,
+            False,
+            balancer.process,
+            logs=[*balancer.logs, *(log for n in nodes for log in n.logs)],
+            version=f"{balancer.version} + {len(nodes)} x {nodes[0].version} "
+            f"(proxy_read_timeout {timeouts})",
+            nodes=nodes,
+            root=tmp_path,
+        )
+
+
+def nginx_workers(
+    tmp_path: Path, backend_port: int, read_timeout_s: float, workers: int = 2
+) -> AbstractAsyncContextManager[RealProxy]:
+    """nginx with ``workers`` worker processes, each with its own ``reuseport`` socket.
+
+    The kernel spreads connections over the workers by address hash, so the connections of one
+    run meet the timers of different workers.
+    """
+    return nginx(
+        tmp_path,
+        backend_port,
+        read_timeout_s=read_timeout_s,
+        send_timeout_s=read_timeout_s,
+        workers=workers,
+        reuseport=True,
+    )
+
+
+# --- Dante -------------------------------------------------------------------------------
+
+
+DANTE_PROCESSES = 2
+"""``danted -N``: how many server processes to fork; each keeps its own timers."""
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids of every living descendant of ``pid`` (read from ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _is_danted(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"danted")
+    return False
+
+
+async def _reap_danted(pids: Sequence[int]) -> None:
+    """Wait (bounded) for these danted children to exit after their parent; kill any left.
+
+    An I/O child outlives its parent while it still has sessions (``sockd_io.c``). Only the
+    given process ids are touched, and only while their command line is still danted's.
+    """
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    left = [p for p in pids if _is_danted(p)]
+    while left and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        left = [p for p in left if _is_danted(p)]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _dante_user() -> str:
+    for name in ("nobody", "proxy"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise RuntimeError("no unprivileged user (nobody, proxy) for danted's user.unprivileged")
+
+
+@asynccontextmanager
+async def dante(
+    tmp_path: Path, backend_port: int, io_timeout_s: float, processes: int = DANTE_PROCESSES
+) -> AsyncIterator[RealProxy]:
+    """Dante (``danted``) as a SOCKS5 forward proxy allowing CONNECT to the backend port.
+
+    ``timeout.io`` is the idle timeout. Each of the ``processes`` (``-N``) server processes
+    has its own I/O child, which compares whole seconds (a session expires 3 to 4 s after its
+    last byte for ``timeout.io: 4``) and looks for expired sessions only after a ``select()``
+    that found nothing to do for a whole second: a child kept busy by other connections
+    (a ping every second) does not cut its idle ones at all until it falls quiet. It runs in
+    the foreground (no ``-D``); its log and pid file go to ``tmp_path``. As root it needs
+    ``user.privileged``/``user.unprivileged``; otherwise it runs as the current user with
+    those lines left out (tried as ``nobody``: works). SIGTERM to the first process ends all.
+    """
+    if not float(io_timeout_s).is_integer():
+        raise ValueError(f"Dante's timeout.io is whole seconds, not {io_timeout_s}")
+    binary = require_binary("danted")
+    root = tmp_path / "dante"
+    root.mkdir(exist_ok=True)
+    users = (
+        f"user.privileged: root\nuser.unprivileged: {_dante_user()}\n" if os.geteuid() == 0 else ""
+    )
+
+    def launch(port: int) -> tuple[list[str], list[Path]]:
+        conf = root / "danted.conf"
+        log = root / "danted.log"
+        conf.write_text(
+            f"""logoutput: {log}
+internal: {HOST} port = {port}
+external: {HOST}
+socksmethod: none
+clientmethod: none
+{users}timeout.io: {int(io_timeout_s)}
+timeout.negotiate: 5
+client pass {{
+    from: 127.0.0.0/8 to: 0.0.0.0/0
+    log: error
+}}
+socks pass {{
+    from: 127.0.0.0/8 to: 127.0.0.0/8 port = {backend_port}
+    command: connect
+    log: error connect disconnect
+}}
+"""
+        )
+        argv = [binary, "-f", str(conf), "-p", str(root / "danted.pid"), "-N", str(processes)]
+        return argv, [log]
+
+    children: list[int] = []
+    try:
+        async with _with_version(
+            _running("dante", tmp_path, launch, forward=True), binary, "-v"
+        ) as proxy:
+            proxy.scheme = "socks5"
+            try:
+                yield proxy
+            finally:  # before the first process is stopped, while the tree is still linked
+                children = _descendants(proxy.process.pid)
+    finally:
+        await _reap_danted(children)
 
 
 # --- probing -----------------------------------------------------------------------------
