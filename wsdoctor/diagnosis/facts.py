@@ -126,18 +126,31 @@ def _unanswered_ping(record: ConnectionRecord) -> bool:
     return not any(e.kind == "pong_received" and e.t >= last_ping for e in record.events)
 
 
+def _idle_before_last_ping(record: ConnectionRecord) -> float:
+    """How long the connection had been quiet when it sent its last ping."""
+    pings = [e.t for e in record.events if e.kind == "ping_sent"]
+    last = max(pings)
+    before = [e.t for e in record.events if e.t < last]
+    return round(last - max(before, default=0.0), 4)
+
+
 def _drop_sample(record: ConnectionRecord) -> DropSample | None:
-    """A connection the far side ended on its own (not in answer to an unanswered ping)."""
-    if (
-        not closed_by_peer(record)
-        or record.ending.age_s < IMMEDIATE_CLOSE_S
-        or _unanswered_ping(record)
-    ):
+    """A connection the far side ended on its own.
+
+    A connection whose ping got a FIN instead of a pong crossed a closing timer: its idle age is
+    the one before the ping. Any other end after an unanswered ping belongs to a silent drop.
+    """
+    if not closed_by_peer(record) or record.ending.age_s < IMMEDIATE_CLOSE_S:
         return None
+    idle_s = record.ending.idle_s
+    if _unanswered_ping(record):
+        if record.ending.kind != "eof":
+            return None
+        idle_s = _idle_before_last_ping(record)
     return DropSample(
         id=record.id,
         how=record.ending.kind,
-        idle_s=record.ending.idle_s,
+        idle_s=idle_s,
         age_s=record.ending.age_s,
         at_s=round(record.opened_at + record.ending.age_s, 4),
         keeper=record.role in ("heartbeat", "traffic"),
@@ -156,7 +169,7 @@ def _failed_rungs(records: list[ConnectionRecord], answered: list[float]) -> lis
             and c.planned_idle_s is not None
             and _unanswered_ping(c)
             and c.planned_idle_s not in answered
-            and c.ending.kind != "open"
+            and c.ending.kind not in ("open", "eof")
         ),
         key=lambda c: c.planned_idle_s or 0.0,
     )
@@ -349,6 +362,8 @@ def _explained_ids(path: PathResult) -> set[str]:
     binding = analysis.binding
     if binding is not None:
         ids |= {s.id for s in analysis.unplaced if s.idle_s >= binding.low_s}
+        crossed = binding.low_s - tolerance(binding.low_s)  # a ping that met the close
+        ids |= {c.id for c in analysis.lone_silent if (c.planned_idle_s or 0.0) >= crossed}
     elif len(analysis.unplaced) + len(analysis.lone_silent) == 1:
         ids |= {s.id for s in analysis.unplaced} | {c.id for c in analysis.lone_silent}
     silent = next((d for d in analysis.drops if d.how == "silent"), None)
