@@ -46,9 +46,14 @@ def link_gap(value_s: float, clock: Clock = "idle") -> float:
 
 
 def max_span(low_s: float, clock: Clock = "idle") -> float:
-    """How wide one cluster may grow: a tick either side of the timeout, or 10 %."""
+    """How wide one cluster may grow: on idle age a tick either side of the timeout (a timer
+    compared in whole seconds and checked on a tick), or 10 %; on connection age one tick, or
+    5 % (a fleet's idle timers, met by connections whose idle clocks restarted at different
+    ages, must not chain into one cap); a moment's batch, a fraction of a second."""
     if clock == "moment":
         return MOMENT_SPAN_S
+    if clock == "age":
+        return max(TICK_S + LINK_JITTER_S, RELATIVE_SPREAD * low_s)
     return max(2 * TICK_S + 2 * LINK_JITTER_S, 2 * RELATIVE_SPREAD * low_s)
 
 

@@ -40,6 +40,8 @@ MIN_DROPS = 2
 """Drops needed before the stage may stop early: one alone may be a glitch."""
 TICK_S = 1.0
 """Timers checked on a one-second tick spread one timeout over about a second."""
+OPEN_SLACK_S = 0.5
+"""How much later than the stage's start its first idle connections may have opened."""
 SETTLE_S = 0.2
 """After a close, wait this long before stopping: its neighbours may be closing too."""
 
@@ -224,15 +226,19 @@ def _drops(run: _Run) -> _Drops:
     return drops
 
 
-def _survivors(run: _Run, drops: _Drops) -> bool:
-    """Some idle connection outlived every close seen so far (a node with a longer timer).
+def _survivors(run: _Run, drops: _Drops, waited_s: float) -> bool:
+    """Some idle connection may outlive every close seen so far (a node with a longer timer).
 
-    Silence shows only to a ping, so only closes have survivors to watch.
+    Until the longest-idle connections have had the time to outlive the latest close, the
+    answer is yes; after that, any of them still open is a survivor to watch. Silence shows
+    only to a ping, so only closes have survivors to watch.
     """
     if not drops.close_idles:
         return False
     longest = max(drops.close_idles)
     beyond = longest + max(TICK_S, 0.05 * longest)
+    if waited_s < beyond + OPEN_SLACK_S:
+        return True
     return any(probe.is_open and probe.idle_s() > beyond for _, probe in _idle_slots(run))
 
 
@@ -271,7 +277,7 @@ def _decided(run: _Run) -> bool:
     if drops.last_loss is not None and now - drops.last_loss < SETTLE_S:
         return False  # closes that fire together arrive over a few milliseconds
     complete = waited >= run.plan.idle.max_idle_s
-    if not complete and (drops.count < MIN_DROPS or _survivors(run, drops)):
+    if not complete and (drops.count < MIN_DROPS or _survivors(run, drops, waited)):
         return _rungs_resolved(run, float("inf"))
     if not _rungs_resolved(run, drops.first_s - 1e-3):
         return False
