@@ -80,12 +80,16 @@ class Cut:
     where: str
     tasks: list[PendingTask]
     stacks_path: str | None = None
+    blocked_in: str | None = None
+    """Where the event loop's thread was stuck when it did not stop (a blocking call)."""
 
     def finding(self) -> Finding:
         """``run_budget_exceeded``: the stage and the tasks that did not finish."""
         from wsdoctor.diagnosis.model import Finding
 
         evidence = [self.budget.describe(), f"not finished: {self.where}"]
+        if self.blocked_in:
+            evidence.append(f"the event loop's thread is blocked in {self.blocked_in}")
         evidence += [f"task {t.name} waiting in {t.where()}" for t in self.stuck_tasks()]
         if self.stacks_path:
             evidence.append(f"stack dump: {self.stacks_path}")
@@ -324,6 +328,7 @@ class _Guard:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.work: asyncio.Task[None] | None = None
         self.cut: Cut | None = None
+        self.loop_thread: int | None = None
         self._lock = threading.Lock()
         self.watchdog: Watchdog | None = None
         if budget is not None and budget.total_s != float("inf"):
@@ -332,14 +337,18 @@ class _Guard:
             ).start()
 
     def attach(self, loop: asyncio.AbstractEventLoop, work: asyncio.Task[None]) -> None:
+        """Called in the loop's thread once the run has started."""
+        import threading
+
         self.loop, self.work = loop, work
+        self.loop_thread = threading.get_ident()
 
     def _on_deadline(self) -> None:
         loop = self.loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._cut_in_loop)
 
-    def _record_cut(self) -> Cut:
+    def _record_cut(self, blocked_in: str | None = None) -> Cut:
         """Note where the run is and dump the stacks (once, from whichever thread is first)."""
         import time
 
@@ -350,12 +359,14 @@ class _Guard:
                 return self.cut
             assert self.budget is not None
             tasks = pending_tasks(self.loop) if self.loop is not None else []
-            cut = Cut(self.budget, self.gatherer.where(), tasks)
+            cut = Cut(self.budget, self.gatherer.where(), tasks, blocked_in=blocked_in)
             header = (
                 f"wsdoctor {' '.join(sys.argv[1:2])}: {cut.finding().title}\n"
                 f"{self.budget.describe()}\npid {os.getpid()}, "
                 f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
             )
+            if blocked_in:
+                header += f"\nThe event loop's thread is blocked in {blocked_in}"
             if self.outputs.stacks_path:
                 cut.stacks_path = dump_to_file(self.outputs.stacks_path, header, tasks)
             if self.outputs.debug:
@@ -370,7 +381,15 @@ class _Guard:
 
     def _on_stuck(self) -> None:
         """The loop did not stop in time: write the report from here and end the process."""
-        cut = self._record_cut()
+        from wsdoctor.stackdump import innermost_ours, thread_frames
+
+        frames = thread_frames(self.loop_thread)
+        blocked_in = None
+        if frames and not frames[-1].filename.endswith("selectors.py"):  # not waiting for I/O
+            frame = innermost_ours(frames, skip=("execute.py", "eventloop.py")) or frames[-1]
+            blocked_in = str(frame)
+        cut = self._record_cut(blocked_in)
+        cut.blocked_in = cut.blocked_in or blocked_in
         _say(f"wsdoctor: error: {cut.finding().title}; the run did not stop, ending it")
         if self.outputs.json_path:
             from wsdoctor.report.json_report import write_json

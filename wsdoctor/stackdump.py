@@ -126,6 +126,24 @@ def format_tasks(tasks: list[PendingTask]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def thread_frames(thread_id: int | None) -> tuple[Frame, ...]:
+    """The stack of one thread, outermost first (empty when it is gone)."""
+    frame = sys._current_frames().get(thread_id) if thread_id is not None else None
+    frames: list[Frame] = []
+    while frame is not None:
+        described = _frame(frame, None)
+        if described is not None:
+            frames.append(described)
+        frame = frame.f_back
+    return tuple(reversed(frames))
+
+
+def innermost_ours(frames: tuple[Frame, ...], skip: tuple[str, ...] = ()) -> Frame | None:
+    """The innermost frame of wsdoctor's own code, leaving out the files named in ``skip``."""
+    ours = [f for f in frames if f.ours and not f.filename.endswith(skip)]
+    return ours[-1] if ours else None
+
+
 def write_dump(stream: TextIO, header: str, tasks: list[PendingTask]) -> None:
     """Write ``header``, the pending tasks and every thread's stack (faulthandler)."""
     stream.write(header.rstrip("\n") + "\n\n")

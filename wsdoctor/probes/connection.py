@@ -37,10 +37,22 @@ from wsdoctor.observations import (
 )
 from wsdoctor.plan import ConnectOptions, PathSpec
 from wsdoctor.probes.forward_proxy import ForwardProxyError, open_tunnel
-from wsdoctor.redact import redact_headers
+from wsdoctor.redact import redact_headers, redact_url
 
 USER_AGENT = f"wsdoctor/{__version__}"
 CLOSE_TIMEOUT_S = 2.0
+FIRST_BYTES = 16
+"""How much of the server's first answer is kept, to name what answered when it is not HTTP."""
+REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+TLS_RECORD_TYPES = {0x15: "alert", 0x16: "handshake"}
+TLS_CHECK_S = 2.0
+"""How long the check whether a port that closed on a ws:// request speaks TLS may take."""
+TLS_SILENT = b"\x16\x03"
+"""Stands for the first bytes of a port that closed on ws:// but completed a TLS handshake."""
+HTTPS_PORT_BODIES = (
+    b"plain HTTP request was sent to HTTPS port",  # nginx
+    b"Client sent an HTTP request to an HTTPS server",  # Go net/http
+)
 
 
 class InstrumentedConnection(ClientConnection):
@@ -57,10 +69,16 @@ class InstrumentedConnection(ClientConnection):
         self.server_ping_times: list[float] = []
         self.close_rcvd_at: float | None = None
         self.established = False
+        self.first_bytes = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.made_at = time.monotonic()
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if len(self.first_bytes) < FIRST_BYTES:
+            self.first_bytes += data[: FIRST_BYTES - len(self.first_bytes)]
+        super().data_received(data)
 
     def eof_received(self) -> None:
         self.eof_at = time.monotonic()
@@ -326,13 +344,19 @@ async def open_probe_connection(
         sock = await _tcp_connect(host, port, deadline, timings)
     tcp_done = time.monotonic()
     upgrade_began = tcp_done
+    made: list[InstrumentedConnection] = []
+
+    def instrumented(*args: Any, **kwargs: Any) -> InstrumentedConnection:
+        made.append(InstrumentedConnection(*args, **kwargs))
+        return made[-1]
+
     try:
-        conn = await connect(
+        conn = await _ConnectOnce(
             path.url,
             sock=sock,
             ssl=_ssl_context(path.url, options),
             server_hostname=host if parts.scheme == "wss" else None,
-            create_connection=InstrumentedConnection,
+            create_connection=instrumented,  # type: ignore[arg-type]
             additional_headers=list(options.headers),
             subprotocols=list(options.subprotocols) or None,  # type: ignore[arg-type]
             origin=options.origin,  # type: ignore[arg-type]
@@ -349,7 +373,14 @@ async def open_probe_connection(
         sock.close()
         if not isinstance(exc, Exception):
             raise
-        _classify_upgrade_failure(exc, timings, host)
+        first_bytes = made[-1].first_bytes if made else b""
+        secure = parts.scheme == "wss"
+        closed = isinstance(exc, InvalidMessage | ConnectionError) and not first_bytes
+        if closed and not secure and not path.proxy:
+            seconds = min(TLS_CHECK_S, max(0.5, deadline - time.monotonic()))
+            if await _speaks_tls(host, port, seconds):
+                first_bytes = TLS_SILENT
+        _classify_upgrade_failure(exc, timings, host, secure, first_bytes)
         raise
     established = time.monotonic()
     made_at = conn.made_at or tcp_done
@@ -378,17 +409,66 @@ async def open_probe_connection(
     )
 
 
-def _classify_upgrade_failure(exc: Exception, timings: dict[str, float | None], host: str) -> None:
+async def _speaks_tls(host: str, port: int, timeout_s: float) -> bool:
+    """True when a TLS handshake with ``host:port`` completes (certificates not checked)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context, server_hostname=host or None),
+            timeout_s,
+        )
+    except (OSError, asyncio.TimeoutError, ValueError):
+        return False
+    writer.transport.abort()
+    return True
+
+
+class _ConnectOnce(connect):
+    """websockets' ``connect`` without following redirects: a redirect is a finding."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+def _not_http(first_bytes: bytes, secure: bool) -> tuple[str, str] | None:
+    """The failure reason and message when the answer was not HTTP at all, else None."""
+    if not first_bytes or first_bytes.startswith(b"HTTP/"):
+        return None
+    record = TLS_RECORD_TYPES.get(first_bytes[0])
+    if first_bytes == TLS_SILENT and not secure:
+        what = "it closed the plain request, and completes a TLS handshake"
+        return "tls", f"this port speaks TLS ({what}): use wss://"
+    if not secure and record is not None and first_bytes[1:2] == b"\x03":
+        return "tls", f"this port speaks TLS (it answered with a TLS {record} record): use wss://"
+    return "upgrade_not_performed", f"not an HTTP response to the upgrade: {first_bytes!r}"
+
+
+def _classify_upgrade_failure(
+    exc: Exception,
+    timings: dict[str, float | None],
+    host: str,
+    secure: bool = False,
+    first_bytes: bytes = b"",
+) -> None:
     if isinstance(exc, InvalidStatus):
         response = exc.response
         headers = redact_headers(dict(response.headers.raw_items()))
-        _fail(
-            timings,
-            "http_status",
-            f"server answered the upgrade with HTTP {response.status_code}",
-            status=response.status_code,
-            headers=headers,
-        )
+        for name in [n for n in headers if n.lower() == "location"]:
+            headers[name] = redact_url(headers[name])  # its query may carry a token
+        status = response.status_code
+        message = f"server answered the upgrade with HTTP {status}"
+        location = response.headers.get("Location")
+        if status in REDIRECT_STATUSES and location:
+            message += f", a redirect to {redact_url(location)} (not followed)"
+        if not secure and any(text in (response.body or b"") for text in HTTPS_PORT_BODIES):
+            reason = f"it answered HTTP {status}: a plain HTTP request was sent to an HTTPS port"
+            _fail(timings, "tls", f"this port speaks TLS ({reason}): use wss://", status=status)
+        _fail(timings, "http_status", message, status=status, headers=headers)
+    not_http = _not_http(first_bytes, secure)
+    if not_http is not None and not isinstance(exc, asyncio.TimeoutError):
+        _fail(timings, *not_http)
     if isinstance(exc, ssl.SSLCertVerificationError):
         _fail(timings, "tls", f"TLS certificate of {host} rejected: {exc.verify_message}")
     if isinstance(exc, ssl.SSLError):

@@ -30,7 +30,7 @@ TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
 ``STAGE`` makes that stage (``handshake`` or ``echo``) wait forever for something that never
 comes; ``STAGE:deaf`` also ignores cancellation (like a close that never completes);
 ``STAGE:blocking`` blocks the event loop's thread for good. No timeout covers these: only the
-run budget's watchdog ends such a run.
+run budget's watchdog ends such a run. ``STAGE:crash`` raises instead (an internal error).
 """
 
 
@@ -92,6 +92,8 @@ async def _test_hang(stage: str) -> None:
     name, _, mode = os.environ.get(TEST_HANG_ENV, "").partition(":")
     if name != stage:
         return
+    if mode == "crash":
+        raise RuntimeError(f"{TEST_HANG_ENV} asked the {stage} stage to crash")
     never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     if mode == "blocking":
         threading.Event().wait()

@@ -9,12 +9,53 @@ from wsdoctor.observations import HandshakeFailure, Observations, PathResult
 
 _UPGRADE_BLOCKED_STATUSES = {200, 400, 426, 505}
 _GATEWAY_STATUSES = {502, 504}
+_REDIRECT_STATUSES = {300, 301, 302, 303, 307, 308}
+NOT_HTTP = "not an HTTP response"
+"""How ``probes.connection`` starts the message of an answer that is not HTTP at all."""
+TLS_ON_PLAIN_PORT = "this port speaks TLS"
+"""How ``probes.connection`` starts the message of a TLS record answering a ws:// request."""
 WORKING_PATH_ELSEWHERE_RANK = 60  # below idle findings: a working path may say more
+
+
+def _rejected(path: PathResult, failure: HandshakeFailure) -> Judgement | None:
+    """Answers that are no WebSocket handshake: a redirect, TLS on a ws:// port, not HTTP."""
+    where = f"on the {path.name} path ({path.url})"
+    if failure.reason == "http_status" and failure.status in _REDIRECT_STATUSES:
+        title = f"Handshake answered with a redirect (HTTP {failure.status})"
+        summary = f"The server redirected the WebSocket handshake {where}: {failure.message}."
+        remedy = (
+            "Use the URL it redirects to: most WebSocket clients, browsers included, do not "
+            "follow redirects on the opening handshake."
+        )
+    elif failure.reason == "tls" and failure.message.startswith(TLS_ON_PLAIN_PORT):
+        title = "A plain ws:// request reached a port that speaks TLS"
+        summary = f"The server answered a plain ws:// handshake with TLS {where}: use wss://."
+        remedy = "Use a wss:// URL for this port (or the server's plain-text port for ws://)."
+    elif failure.reason == "upgrade_not_performed" and failure.message.startswith(NOT_HTTP):
+        title = "The server did not answer with HTTP"
+        summary = (
+            f"Something that does not speak HTTP answered the WebSocket handshake {where}: "
+            "check the port."
+        )
+        remedy = "Check the port: another service (not an HTTP or WebSocket server) listens there."
+    else:
+        return None
+    return Judgement(
+        Finding("handshake_rejected", "error", title, [f"{failure.message} {where}"], remedy),
+        culprit="handshake_rejected",
+        confidence=0.9,
+        rank=100,
+        summary=summary,
+        remedies=[remedy],
+    )
 
 
 def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgement:
     where = f"on the {path.name} path ({path.url})"
     status = failure.status
+    rejected = _rejected(path, failure)
+    if rejected is not None:
+        return rejected
     if failure.reason == "tls":
         return Judgement(
             Finding(
