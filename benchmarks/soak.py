@@ -74,26 +74,19 @@ async def _backend() -> AsyncIterator[int]:
         yield port
 
 
-def _reverse(factory_name: str, **timeouts: float) -> Callable[..., Any]:
+def _through(factory_name: str, forward: bool, **timeouts: float) -> Callable[..., Any]:
+    """A lab with one real proxy: ``compare`` through a reverse one, ``probe --proxy`` else."""
+
     @asynccontextmanager
     async def lab(tmp: Path, backend: int) -> AsyncIterator[list[str]]:
         import realproxies
 
-        factory = getattr(realproxies, factory_name)
-        async with factory(tmp, backend, **timeouts) as proxy:
-            yield ["compare", "--direct", f"ws://127.0.0.1:{backend}/", "--via-proxy", proxy.url]
-
-    return lab
-
-
-def _forward(factory_name: str, **timeouts: float) -> Callable[..., Any]:
-    @asynccontextmanager
-    async def lab(tmp: Path, backend: int) -> AsyncIterator[list[str]]:
-        import realproxies
-
-        factory = getattr(realproxies, factory_name)
-        async with factory(tmp, backend, **timeouts) as proxy:
-            yield ["probe", f"ws://127.0.0.1:{backend}/", "--proxy", proxy.url]
+        direct = f"ws://127.0.0.1:{backend}/"
+        async with getattr(realproxies, factory_name)(tmp, backend, **timeouts) as proxy:
+            if forward:
+                yield ["probe", direct, "--proxy", proxy.url]
+            else:
+                yield ["compare", "--direct", direct, "--via-proxy", proxy.url]
 
     return lab
 
@@ -104,10 +97,10 @@ async def _healthy(tmp: Path, backend: int) -> AsyncIterator[list[str]]:
 
 
 SCENARIOS: dict[str, Callable[..., Any]] = {
-    "nginx": _reverse("nginx", read_timeout_s=PROXY_TIMEOUT_S),
-    "haproxy": _reverse("haproxy", tunnel_timeout_s=PROXY_TIMEOUT_S),
-    "tinyproxy": _forward("tinyproxy", timeout_s=PROXY_TIMEOUT_S),
-    "dante": _forward("dante", io_timeout_s=PROXY_TIMEOUT_S),
+    "nginx": _through("nginx", False, read_timeout_s=PROXY_TIMEOUT_S),
+    "haproxy": _through("haproxy", False, tunnel_timeout_s=PROXY_TIMEOUT_S),
+    "tinyproxy": _through("tinyproxy", True, timeout_s=PROXY_TIMEOUT_S),
+    "dante": _through("dante", True, io_timeout_s=PROXY_TIMEOUT_S),
     "healthy": _healthy,
 }
 

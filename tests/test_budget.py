@@ -10,21 +10,23 @@ watchdog can end the run. Timings are checked with generous bounds only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hostile import in_thread
 
 from wsdoctor.budget import GRACE_S, MARGIN_S, plan_budget
-from wsdoctor.commands.common import ConnectArgs, build_plan
+from wsdoctor.commands.common import ConnectArgs, StageArgs, build_plan
+from wsdoctor.demo import free_port
 from wsdoctor.eventloop import DaemonExecutor, run_bounded
 from wsdoctor.report.json_report import validate_report
 
@@ -34,20 +36,17 @@ SLACK_S = 10.0  # start-up, writing the report, a loaded machine
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    """A real `python -m wsdoctor serve` process on a free port."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    found = re.search(r":(\d+)/", line)
-    assert found, line
-    yield f"ws://127.0.0.1:{found.group(1)}/"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=15) == 0
+    """The reference server (`wsdoctor serve`'s) on a free port, in a thread."""
+    from wsdoctor.server import ServeOptions, running_server
+
+    @contextlib.asynccontextmanager
+    async def server() -> AsyncIterator[int]:
+        port = free_port()
+        async with running_server(ServeOptions(port=port)):
+            yield port
+
+    with in_thread(server) as port:
+        yield f"ws://127.0.0.1:{port}/"
 
 
 def run_ci_like(
@@ -73,7 +72,7 @@ def run_ci_like(
 
 def plan_of(urls: list[str], **options: object):  # noqa: ANN201 - a Plan
     paths = [(f"p{i}", url, None) for i, url in enumerate(urls)]
-    return build_plan(paths=paths, connect=ConnectArgs(), **options)  # type: ignore[arg-type]
+    return build_plan(paths=paths, connect=ConnectArgs(), stage=StageArgs(**options))  # type: ignore[arg-type]
 
 
 # --- the budget, from the plan --------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_budget
 from hostile import in_thread, raw_server, read_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ from wsdoctor.cli import app
 from wsdoctor.exitcodes import EXIT_USAGE
 from wsdoctor.report.json_report import validate_report
 
+server_url = test_budget.server_url  # the same fixture: the reference server in a thread
 TOKEN = "s3cr3t-token-42"
 NGINX_400 = b"<center>The plain HTTP request was sent to HTTPS port</center>"
 
@@ -167,23 +169,6 @@ def test_a_server_that_just_closes_is_still_unreachable(tmp_path: Path) -> None:
 
 
 # --- internal errors -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    from websockets.asyncio.server import serve
-
-    @contextlib.asynccontextmanager
-    async def echo():  # noqa: ANN202
-        async def handler(connection: Any) -> None:
-            async for message in connection:
-                await connection.send(message)
-
-        async with serve(handler, "127.0.0.1", 0) as server:
-            yield list(server.sockets)[0].getsockname()[1]
-
-    with in_thread(echo) as port:
-        yield f"ws://127.0.0.1:{port}/"
 
 
 def test_an_internal_error_still_writes_the_report(server_url: str, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from wsdoctor.commands.common import (
     ConnectArgs,
     Headers,
     ReportArgs,
+    StageArgs,
     build_plan,
     check_max_time,
     fail,
@@ -203,8 +204,7 @@ def _prepare(spec: TargetSpec) -> _Run:
     plan = build_plan(
         paths=paths,
         connect=ConnectArgs(header=headers, open_timeout=spec.open_timeout_s),
-        max_idle=spec.idle_budget_s,
-        quick=True,
+        stage=StageArgs(max_idle=spec.idle_budget_s, quick=True),
     )
     idle = ("idle", "heartbeat") if spec.idle_budget_s is not None else ()
     plan = dataclasses.replace(plan, stages=("handshake", "echo", *idle))

@@ -116,6 +116,17 @@ class ConnectArgs:
 
 
 @dataclass(frozen=True)
+class StageArgs:
+    """Which stages run and how far: ``--max-idle``, ``--quick``, ``--stages``..."""
+
+    max_idle: float | None = None
+    quick: bool = False
+    heartbeat_message: str | None = None
+    stages: str | None = None
+    max_message: str | None = None
+
+
+@dataclass(frozen=True)
 class ReportArgs:
     """Where reports go and how long the run may take."""
 
@@ -172,6 +183,17 @@ CONNECT = _group(
         "insecure": Insecure,
         "cacert": CaCert,
         "open_timeout": OpenTimeout,
+    },
+)
+STAGES = _group(
+    "stage",
+    StageArgs,
+    {
+        "max_idle": MaxIdle,
+        "quick": Quick,
+        "heartbeat_message": HeartbeatMessage,
+        "stages": Stages,
+        "max_message": MaxMessage,
     },
 )
 REPORT = _group(
@@ -284,11 +306,7 @@ def build_plan(
     *,
     paths: Sequence[tuple[str, str, str | None]],
     connect: ConnectArgs,
-    max_idle: float | None = None,
-    quick: bool = False,
-    heartbeat_message: str | None = None,
-    stages: str | None = None,
-    max_message: str | None = None,
+    stage: StageArgs,
 ) -> Plan:
     """Validate options into a Plan; exit with a one-line error on bad input."""
     from wsdoctor.plan import (
@@ -309,22 +327,23 @@ def build_plan(
     options = connect_options(connect)
     try:
         idle_budget = (
-            max_idle
-            if max_idle is not None
-            else (QUICK_MAX_IDLE_S if quick else DEFAULT_MAX_IDLE_S)
+            stage.max_idle
+            if stage.max_idle is not None
+            else (QUICK_MAX_IDLE_S if stage.quick else DEFAULT_MAX_IDLE_S)
         )
         validate_max_idle(idle_budget)
-        if heartbeat_message is not None and not heartbeat_message:
+        if stage.heartbeat_message is not None and not stage.heartbeat_message:
             raise PlanError("--heartbeat-message must not be empty")
-        chosen = parse_stages(stages) if stages is not None else default_stages(specs)
-        load = LoadPlan() if max_message is None else LoadPlan(parse_message_size(max_message))
+        chosen = parse_stages(stage.stages) if stage.stages is not None else default_stages(specs)
+        size = stage.max_message
+        load = LoadPlan() if size is None else LoadPlan(parse_message_size(size))
     except PlanError as exc:
         fail(str(exc))
     return Plan(
         paths=specs,
         connect=options,
         idle=IdlePlan(max_idle_s=idle_budget),
-        heartbeat_message=heartbeat_message or DEFAULT_HEARTBEAT_MESSAGE,
+        heartbeat_message=stage.heartbeat_message or DEFAULT_HEARTBEAT_MESSAGE,
         stages=chosen,
         load=load,
     )

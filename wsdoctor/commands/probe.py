@@ -9,15 +9,12 @@ import typer
 from wsdoctor.commands.common import (
     CONNECT,
     REPORT,
+    STAGES,
     ConnectArgs,
     ForwardProxy,
-    HeartbeatMessage,
-    MaxIdle,
-    MaxMessage,
     NoProxy,
-    Quick,
     ReportArgs,
-    Stages,
+    StageArgs,
     build_plan,
     check_url,
     fail,
@@ -26,17 +23,13 @@ from wsdoctor.commands.common import (
 )
 
 
-@with_options(CONNECT, REPORT)
+@with_options(STAGES, CONNECT, REPORT)
 def probe(
     url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
     proxy: ForwardProxy = None,
     no_proxy: NoProxy = False,
-    max_idle: MaxIdle = None,
-    quick: Quick = False,
-    heartbeat_message: HeartbeatMessage = None,
-    stages: Stages = None,
-    max_message: MaxMessage = None,
     *,
+    stage: StageArgs,
     connect: ConnectArgs,
     report: ReportArgs,
 ) -> None:
@@ -49,10 +42,10 @@ def probe(
     paths = [("direct", url, None)]
     if proxy:
         paths.append(("via-proxy", url, proxy))
-    _run_paths(paths, connect, report, max_idle, quick, heartbeat_message, stages, max_message)
+    _run_paths(paths, stage, connect, report)
 
 
-@with_options(CONNECT, REPORT)
+@with_options(STAGES, CONNECT, REPORT)
 def compare(
     direct: Annotated[str, typer.Option("--direct", help="The backend's own WebSocket URL.")],
     via_proxy: Annotated[
@@ -67,12 +60,8 @@ def compare(
         list[str] | None,
         typer.Option("--via", help="More entry points, innermost first (repeatable)."),
     ] = None,
-    max_idle: MaxIdle = None,
-    quick: Quick = False,
-    heartbeat_message: HeartbeatMessage = None,
-    stages: Stages = None,
-    max_message: MaxMessage = None,
     *,
+    stage: StageArgs,
     connect: ConnectArgs,
     report: ReportArgs,
 ) -> None:
@@ -84,28 +73,16 @@ def compare(
         fail("compare needs --via-proxy URL (or --via URL)")
     report.outputs()  # fail on an unwritable --json before anything else
     paths = [("direct", direct, None), *entry_points(direct, entries)]
-    _run_paths(paths, connect, report, max_idle, quick, heartbeat_message, stages, max_message)
+    _run_paths(paths, stage, connect, report)
 
 
 def _run_paths(
     paths: list[tuple[str, str, str | None]],
+    stage: StageArgs,
     connect: ConnectArgs,
     report: ReportArgs,
-    max_idle: float | None,
-    quick: bool,
-    heartbeat_message: str | None,
-    stages: str | None,
-    max_message: str | None,
 ) -> None:
     from wsdoctor.execute import PlanGatherer
 
-    plan = build_plan(
-        paths=paths,
-        connect=connect,
-        max_idle=max_idle,
-        quick=quick,
-        heartbeat_message=heartbeat_message,
-        stages=stages,
-        max_message=max_message,
-    )
+    plan = build_plan(paths=paths, connect=connect, stage=stage)
     run_gatherer(PlanGatherer(plan, report.max_time), report.outputs())

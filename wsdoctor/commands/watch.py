@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
@@ -158,25 +159,17 @@ class _Outputs(NamedTuple):
     metrics_textfile: str | None
 
 
+@dataclass
 class _Sink:
     """Takes each event of the watch to the events log, the metrics and plain output."""
 
-    def __init__(
-        self,
-        observations: Observations,
-        console: Console,
-        plain: bool,
-        events: EventLog | None,
-        metrics: WatchMetrics | None,
-        textfile: str | None,
-    ) -> None:
-        self.observations = observations
-        self.console = console
-        self.plain = plain
-        self.events = events
-        self.metrics = metrics
-        self.textfile = textfile
-        self.dirty = False
+    observations: Observations
+    console: Console
+    plain: bool
+    events: EventLog | None
+    metrics: WatchMetrics | None
+    textfile: str | None
+    dirty: bool = False
 
     def causes(self) -> list[str]:
         """The cause of every drop so far, as the diagnosis sees it."""
