@@ -69,6 +69,13 @@ def make_console(outputs: Outputs, stderr: bool | None = None) -> Any:
     return console
 
 
+def progress_console(color: bool) -> Any:
+    """The console that progress goes to while a run gathers: standard error."""
+    from rich.console import Console
+
+    return Console(stderr=True, no_color=not color, highlight=False)
+
+
 # --- findings the pipeline itself adds ----------------------------------------------------
 
 
@@ -288,12 +295,11 @@ async def show_progress(work: asyncio.Task[None], outputs: Outputs, status: Any)
     """Show ``status`` while ``work`` runs: a live table on a terminal, else a line at times."""
     import asyncio
 
-    from rich.console import Console
     from rich.live import Live
 
     from wsdoctor.report.live import progress_line, progress_table
 
-    console = Console(stderr=True, no_color=not outputs.color)
+    console = progress_console(outputs.color)
     if outputs.quiet:
         await asyncio.wait({work})
     elif console.is_terminal:

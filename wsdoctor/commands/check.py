@@ -29,7 +29,7 @@ from wsdoctor.commands.common import (
     use_color,
     with_options,
 )
-from wsdoctor.execute import Gatherer, Outputs
+from wsdoctor.execute import Gatherer, Outputs, progress_console
 
 if TYPE_CHECKING:
     import asyncio
@@ -313,12 +313,11 @@ async def _progress(
     """A live table on a colour terminal; otherwise one plain line per target as it moves on."""
     import asyncio
 
-    from rich.console import Console
     from rich.live import Live
 
     from wsdoctor.report.check import progress_line, progress_table
 
-    console = Console(stderr=True, no_color=not color, highlight=False)
+    console = progress_console(color)
     if color and console.is_terminal:
         with Live(progress_table(runs), console=console, transient=True) as live:
             while not work.done():

@@ -243,10 +243,15 @@ def check_json_path(json_out: str | None) -> None:
         fail(f"cannot write --json {json_out!r}: not a file in a writable directory")
 
 
+def check_seconds(name: str, value: float | None, limit: float) -> None:
+    """``value`` (when given) is a number of seconds above 0 and at most ``limit``."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= limit):
+        fail(f"{name} must be a number of seconds above 0 and at most {limit:g}, got {value}")
+
+
 def check_max_time(max_time: float | None) -> None:
     """``--max-time`` is a number of seconds above 0."""
-    if max_time is not None and not (math.isfinite(max_time) and 0 < max_time <= MAX_TIME_LIMIT_S):
-        fail(f"--max-time must be a number of seconds above 0, got {max_time}")
+    check_seconds("--max-time", max_time, MAX_TIME_LIMIT_S)
 
 
 def check_url(url: str) -> str:

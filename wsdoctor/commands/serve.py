@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
 
-from wsdoctor.commands.common import Debug, fail
+from wsdoctor.commands.common import Debug, check_seconds, fail
 from wsdoctor.exitcodes import EXIT_INCONCLUSIVE
 
 MAX_SECONDS = 86400.0
 MAX_HANDSHAKE_S = 3600.0
 MAX_CONNECTIONS = 1_000_000
 MAX_TOKEN_CHARS = 1024
-
-
-def _seconds(name: str, value: float | None, limit: float = MAX_SECONDS) -> None:
-    if value is not None and not (math.isfinite(value) and 0 < value <= limit):
-        fail(f"{name} must be a number of seconds above 0 and at most {limit:g}, got {value}")
 
 
 def _check_token(token: str | None) -> None:
@@ -119,8 +113,8 @@ def serve(
         ("--idle-timeout", idle_timeout),
         ("--max-age", max_age),
     ):
-        _seconds(name, value)
-    _seconds("--handshake-timeout", handshake_timeout, MAX_HANDSHAKE_S)
+        check_seconds(name, value, MAX_SECONDS)
+    check_seconds("--handshake-timeout", handshake_timeout, MAX_HANDSHAKE_S)
     if close_with not in ("frame", "fin", "rst"):
         fail("--close-with must be frame, fin or rst")
     if max_messages_per_s is not None and not 0 < max_messages_per_s <= 1_000_000:

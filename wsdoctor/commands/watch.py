@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
@@ -16,6 +15,7 @@ from wsdoctor.commands.common import (
     ForwardProxy,
     NoProxy,
     ReportArgs,
+    check_seconds,
     check_url,
     connect_options,
     fail,
@@ -23,7 +23,7 @@ from wsdoctor.commands.common import (
     run_gatherer,
     with_options,
 )
-from wsdoctor.execute import Gatherer, make_console
+from wsdoctor.execute import Gatherer, make_console, progress_console
 
 if TYPE_CHECKING:
     import asyncio
@@ -42,11 +42,6 @@ MAX_CONNECTIONS = 100
 MAX_SECONDS = 86400.0 * 365
 REFRESH_S = 0.5
 TEXTFILE_EVERY_S = 1.0
-
-
-def _positive(name: str, value: float | None, limit: float = MAX_SECONDS) -> None:
-    if value is not None and not (math.isfinite(value) and 0 < value <= limit):
-        fail(f"{name} must be a number of seconds above 0 and at most {limit:g}, got {value}")
 
 
 def _writable_file(option: str, path: str) -> None:
@@ -108,10 +103,10 @@ def watch(
     from wsdoctor.plan import environment_proxy
     from wsdoctor.probes.watch import WatchPlan
 
-    _positive("--duration", duration)
-    _positive("--interval", interval, 86400.0)
-    _positive("--backoff-base", backoff_base, 86400.0)
-    _positive("--backoff-max", backoff_max, 86400.0)
+    check_seconds("--duration", duration, MAX_SECONDS)
+    check_seconds("--interval", interval, 86400.0)
+    check_seconds("--backoff-base", backoff_base, 86400.0)
+    check_seconds("--backoff-max", backoff_max, 86400.0)
     if backoff_max < backoff_base:
         fail(f"--backoff-max ({backoff_max:g}) must not be below --backoff-base ({backoff_base:g})")
     if not 1 <= connections <= MAX_CONNECTIONS:
@@ -206,7 +201,6 @@ class WatchGatherer(Gatherer):
     def __init__(
         self, plan: WatchPlan, outputs: Outputs, sinks: _Outputs, max_time_s: float | None
     ) -> None:
-        from rich.console import Console
 
         from wsdoctor.observations import Observations
         from wsdoctor.probes.watch import WatchStatus
@@ -215,7 +209,7 @@ class WatchGatherer(Gatherer):
         self.plan, self.max_time_s = plan, max_time_s
         self.observations = Observations(started_at="", duration_s=0.0)
         self.status = WatchStatus()
-        console = Console(stderr=True, no_color=not outputs.color, highlight=False)
+        console = progress_console(outputs.color)
         self.metrics, self.server = _start_metrics(plan, sinks)
         events = None
         if sinks.events_path is not None:
