@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from hostile import in_thread
 
-from wsdoctor.budget import GRACE_S, MARGIN_S, plan_budget
+from wsdoctor.budget import EXIT_GRACE_S, GRACE_S, MARGIN_S, plan_budget
 from wsdoctor.commands.common import ConnectArgs, StageArgs, build_plan
 from wsdoctor.demo import free_port
 from wsdoctor.eventloop import DaemonExecutor, run_bounded
@@ -269,3 +269,16 @@ def test_every_probing_command_takes_max_time(
     for one in reports:
         validate_report(one)
         assert one["findings"][0]["code"] == "run_budget_exceeded"
+
+
+def test_a_process_that_cannot_exit_after_its_report_is_ended(
+    server_url: str, tmp_path: Path
+) -> None:
+    """A thread left behind (the hook starts one that never ends) must not hold the exit."""
+    report_path = tmp_path / "report.json"
+    args = ("probe", server_url, "--stages", "handshake,echo", "--json", str(report_path))
+    result, seconds = run_ci_like(*args, hang="exit")
+    assert result.returncode == 3, result.stderr  # handshake and echo alone: inconclusive
+    assert "did not exit after its report was written" in result.stderr
+    assert seconds < EXIT_GRACE_S + 30
+    validate_report(json.loads(report_path.read_text()))

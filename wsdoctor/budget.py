@@ -159,6 +159,9 @@ def watch_budget(duration_s: float | None, max_time_s: float | None) -> Budget |
 class Watchdog:
     """A daemon thread that enforces a deadline whatever the event loop is doing.
 
+    With no deadline (``budget_s`` None: a watch without ``--max-time``) it only guards the
+    exit after the report.
+
     At ``deadline`` it calls ``on_deadline()`` (which asks the loop to stop the run); if
     ``done()`` is not called within ``grace_s`` after that, it calls ``on_stuck()``, which
     must end the process. After ``done(code)``, the process has ``EXIT_GRACE_S`` to exit,
@@ -167,14 +170,14 @@ class Watchdog:
 
     def __init__(
         self,
-        budget_s: float,
+        budget_s: float | None,
         on_deadline: Callable[[], None],
         on_stuck: Callable[[], None],
         on_exit_stuck: Callable[[int], None],
         grace_s: float = GRACE_S,
     ) -> None:
         self.started = time.monotonic()
-        self.deadline = self.started + budget_s
+        self.deadline = None if budget_s is None else self.started + budget_s
         self.grace_s = grace_s
         self.on_deadline = on_deadline
         self.on_stuck = on_stuck
@@ -197,7 +200,8 @@ class Watchdog:
         self._finished.set()
 
     def _watch(self) -> None:
-        if not self._finished.wait(max(0.0, self.deadline - time.monotonic())):
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        if not self._finished.wait(timeout):
             self.fired = True
             _guarded(self.on_deadline)
             if not self._finished.wait(self.grace_s):

@@ -10,6 +10,7 @@ and the exit code.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -188,6 +189,7 @@ class Gatherer:
 
     def prepare(self) -> None:
         """Set-up in the main thread before the event loop starts (imports, files)."""
+        preload_probes()
 
     async def gather(self) -> None:
         """Gather the observations (cancelled by a signal or the budget)."""
@@ -276,14 +278,23 @@ class PlanGatherer(Gatherer):
 
         return plan_budget(self.plan, self.max_time_s)
 
-    def prepare(self) -> None:
-        import wsdoctor.probes.runner  # noqa: F401 - websockets and httpx, in the main thread
-
     async def gather(self) -> None:
         from wsdoctor.probes.runner import run_plan
 
         async with self.fixture() if self.fixture else _nothing():
             await run_plan(self.plan, self.status, self.observations)
+
+
+def preload_probes() -> None:
+    """Import what probes use, in the main thread, before any worker thread runs.
+
+    A module imported for the first time in a worker thread (httpx building its client, the
+    IDNA codec that ``getaddrinfo`` loads for a host name) while the main thread imports too is
+    a candidate for a rare hang on the import locks.
+    """
+    import encodings.idna  # noqa: F401
+
+    import wsdoctor.probes.runner  # noqa: F401 - websockets and httpx
 
 
 @contextlib.asynccontextmanager
@@ -337,9 +348,13 @@ class _Guard:
         self.loop_thread: int | None = None
         self._lock = threading.Lock()
         self.watchdog: Watchdog | None = None
-        if budget is not None and budget.total_s != float("inf"):
+        limit = budget.total_s if budget is not None else math.inf
+        if limit != math.inf or _process["guard_exit"]:
             self.watchdog = Watchdog(
-                budget.total_s, self._on_deadline, self._on_stuck, self._on_exit_stuck
+                limit if limit != math.inf else None,
+                self._on_deadline,
+                self._on_stuck,
+                self._on_exit_stuck,
             ).start()
 
     def attach(self, loop: asyncio.AbstractEventLoop, work: asyncio.Task[None]) -> None:

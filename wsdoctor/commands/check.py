@@ -229,9 +229,6 @@ class CheckGatherer(Gatherer):
         longest = max(budgets, key=lambda b: b.planned_s)
         return limited(list(longest.parts), self.max_time_s)
 
-    def prepare(self) -> None:
-        import wsdoctor.probes.runner  # noqa: F401 - websockets and httpx, in the main thread
-
     async def gather(self) -> None:
         import asyncio
         from datetime import datetime, timezone

@@ -62,6 +62,9 @@ class HostGatherer(Gatherer):
 
         return limited([("host", HOST_BUDGET_S)], None)
 
+    def prepare(self) -> None:
+        """Nothing to load: no network."""
+
     async def gather(self) -> None:
         import time
         from datetime import datetime, timezone

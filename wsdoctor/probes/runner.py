@@ -31,6 +31,7 @@ TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
 comes; ``STAGE:deaf`` also ignores cancellation (like a close that never completes);
 ``STAGE:blocking`` blocks the event loop's thread for good. No timeout covers these: only the
 run budget's watchdog ends such a run. ``STAGE:crash`` raises instead (an internal error).
+``exit`` leaves a thread behind that keeps the process from exiting after its report.
 """
 
 
@@ -90,6 +91,8 @@ async def run_path(
 async def _test_hang(stage: str) -> None:
     """The hang that ``WSDOCTOR_TEST_HANG`` asks for at ``stage``, if any (tests only)."""
     name, _, mode = os.environ.get(TEST_HANG_ENV, "").partition(":")
+    if name == "exit" and stage == "handshake":
+        threading.Thread(target=threading.Event().wait, name="test-hook-stuck").start()
     if name != stage:
         return
     if mode == "crash":
