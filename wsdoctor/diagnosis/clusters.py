@@ -141,13 +141,15 @@ def _linked_groups(samples: Sequence[DropSample], clock: Clock) -> list[list[Dro
 
 
 def _best_group(samples: Sequence[DropSample]) -> DropCluster | None:
-    """The group with the most idle-stage founders on any clock (then members; idle age first,
-    then connection age, then the moment; shorter first)."""
-    best: tuple[tuple[int, int, int, float], DropCluster] | None = None
+    """The group with the most idle-stage founders on any clock; then the most members; then
+    the tightest figures (a lifetime cap cuts rungs at one age but at many idle ages); then
+    idle age before connection age before the moment; then the shorter."""
+    best: tuple[tuple[int, int, float, int, float], DropCluster] | None = None
     for rank, clock in enumerate(CLOCKS):
         for group in _linked_groups(samples, clock):
             cluster = DropCluster(clock, group)
-            key = (cluster.founders, cluster.samples, -rank, -cluster.low_s)
+            spread = round(cluster.high_s - cluster.low_s, 2)
+            key = (cluster.founders, cluster.samples, -spread, -rank, -cluster.low_s)
             if best is None or key > best[0]:
                 best = (key, cluster)
     return best[1] if best else None
