@@ -62,8 +62,8 @@ def main() -> None:
     """Entry point of the ``wsdoctor`` command: usage errors are one line and exit 2."""
     from typer.exceptions import TyperException
 
-    from wsdoctor.execute import guard_process_exit
     from wsdoctor.exitcodes import EXIT_SIGINT
+    from wsdoctor.runguard import guard_process_exit
 
     guard_process_exit()
     try:
