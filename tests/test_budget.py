@@ -253,8 +253,10 @@ def test_a_healthy_run_within_its_budget_is_not_cut(server_url: str, tmp_path: P
         ["watch", "{url}", "--interval", "0.5"],
         ["check", "{url}"],
         ["compare", "--direct", "{url}", "--via-proxy", "{url}", "--stages", "handshake,echo"],
+        ["capacity", "{url}", "--max-connections", "2000", "--rate", "20"],
+        ["demo"],
     ],
-    ids=["watch", "check", "compare"],
+    ids=["watch", "check", "compare", "capacity", "demo"],
 )
 def test_every_probing_command_takes_max_time(
     server_url: str, tmp_path: Path, args: list[str]
