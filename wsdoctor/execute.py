@@ -323,7 +323,11 @@ def execute(gatherer: Gatherer, outputs: Outputs) -> int:
         incident = internal_error_finding(exc)
         _report_error(exc, outputs)
     finally:
-        gatherer.cleanup()
+        try:
+            gatherer.cleanup()
+        except Exception as exc:  # noqa: BLE001 - reported; the report is still written
+            incident = incident or internal_error_finding(exc)
+            _report_error(exc, outputs)
     if guard.cut is not None:
         incident = guard.cut.finding()
         stopped_by = None
