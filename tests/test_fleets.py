@@ -28,8 +28,10 @@ REPEATS = 5
 """Runs of the two-node fleet, and of Dante (whose child processes make it the most uneven)."""
 SHORT_REPEATS = 3
 """Runs of the other scenarios (each run costs about 1.2 x its longest timeout + 5 s)."""
-DANTE_AGREEMENT_S = 1.1
-"""Dante checks its timers in whole seconds per child process: figures may differ that much."""
+DANTE_TICK_S = 1.1
+"""Dante compares whole seconds and sweeps per child process: a figure within a tick of T."""
+DANTE_AGREEMENT_S = 2 * DANTE_TICK_S
+"""Two runs' earliest cuts may sit at either end of that range."""
 DANTE_PROCESSES = 8
 """``danted -N``. Dante 1.4.2's I/O child looks for timed-out sessions only after a select()
 with nothing to do for a whole second (``mayhavetimedout`` in ``sockd_io.c``): a child that
@@ -256,7 +258,14 @@ def test_nginx_workers_keep_their_own_timers(tmp_path: Path) -> None:
 
 
 def test_dante_children_on_a_whole_second_clock(tmp_path: Path) -> None:
-    """Dante SOCKS5, ``timeout.io: 4``, several server processes: first cuts within 3 to 4 s."""
+    """Dante SOCKS5, ``timeout.io: 4``, several server processes.
+
+    Dante compares whole seconds (a session expires 3 to 4 s after its last byte) and looks for
+    expired sessions only when a worker has been quiet for a second, so its cuts spread from
+    T - 1 to about T + 1.5 s, and in some runs nothing is cut before T + 1. The figure is the
+    earliest cut of the run: within a tick of T, and every heartbeat advised stays below T - 1,
+    the earliest Dante can ever cut.
+    """
 
     def check(run: RealRun) -> None:
         verdict = run.lab.verdict
@@ -266,12 +275,12 @@ def test_dante_children_on_a_whole_second_clock(tmp_path: Path) -> None:
         assert verdict.culprit == "proxy_idle_timeout", why
         assert verdict.hop == "proxy", why
         figure = verdict.idle_timeout_s
-        assert figure is not None and 2.9 <= figure <= 4.1, (figure, why)
+        assert figure is not None and 4.0 - DANTE_TICK_S <= figure <= 4.0 + DANTE_TICK_S, why
         assert drop_ages(run, "direct") == [], why
         beats = heartbeat_figures(run)
         assert beats, why
         for beat in beats:
-            assert beat < figure, (beat, why)
+            assert beat < figure and beat < 4.0 - 1.0, (beat, why)
             assert all(beat < failed for failed in failed_heartbeats(run)), (beat, why)
 
     runs = run_repeatedly(

@@ -257,10 +257,10 @@ def _rungs_resolved(run: _Run, up_to_s: float) -> bool:
 def _decided(run: _Run) -> bool:
     """True once the evidence is in.
 
-    Either every rung has had its turn; or at least two drops are timed here, the heartbeat
-    and traffic connections have outlived the shortest, and no idle connection has outlived
-    every drop (or the stage reached ``max_idle``); or every other path has finished and this
-    one, without a drop, has outlived their drops.
+    Without a drop: every rung has had its turn, or every other path has finished and this one
+    has outlived their drops. With drops: at least two are timed here and no idle connection
+    has outlived every drop (or every rung has had its turn, or the stage reached
+    ``max_idle``), and the heartbeat and traffic connections have outlived the shortest drop.
     """
     drops = _drops(run)
     now = time.monotonic()
@@ -277,8 +277,9 @@ def _decided(run: _Run) -> bool:
     if drops.last_loss is not None and now - drops.last_loss < SETTLE_S:
         return False  # closes that fire together arrive over a few milliseconds
     complete = waited >= run.plan.idle.max_idle_s
-    if not complete and (drops.count < MIN_DROPS or _survivors(run, drops, waited)):
-        return _rungs_resolved(run, float("inf"))
+    waiting = drops.count < MIN_DROPS or _survivors(run, drops, waited)
+    if waiting and not complete and not _rungs_resolved(run, float("inf")):
+        return False
     if not _rungs_resolved(run, drops.first_s - 1e-3):
         return False
     survive_until = _survival_age(drops.first_s)
