@@ -516,3 +516,24 @@ def test_interrupted_after_the_drop_was_timed_is_still_a_problem() -> None:
     assert (verdict.status, verdict.culprit) == ("problem", "proxy_idle_timeout")
     assert_measured(verdict.idle_timeout_s, 20.0)
     assert_heartbeat_about_half(verdict.remedies, 20.0)
+
+
+# --- precedence ----------------------------------------------------------------------------
+
+
+def test_every_judgement_that_names_a_culprit_has_a_level_in_the_precedence_table() -> None:
+    from observation_builders import catalogue
+
+    from wsdoctor.diagnosis.precedence import PRECEDENCE
+    from wsdoctor.diagnosis.rules import RULES
+
+    levels = {kind for level in PRECEDENCE for kind in level}
+    seen = set()
+    for build in catalogue().values():
+        obs = build()
+        for rule in RULES:
+            for judgement in rule.judge(obs):
+                if judgement.culprit is not None:
+                    assert judgement.kind in levels, (rule.code, judgement.finding.code)
+                    seen.add(judgement.kind)
+    assert {"handshake_failed", "idle_timeout", "lifetime_cap", "healthy"} <= seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wsdoctor.diagnosis.model import Diagnosis, Verdict
+from wsdoctor.diagnosis.precedence import strength
 from wsdoctor.diagnosis.rules import RULES, Judgement, Rule
 from wsdoctor.observations import Observations
 
@@ -55,7 +56,7 @@ def diagnose(obs: Observations) -> Diagnosis:
     """Findings from every applicable rule, and the verdict of the strongest judgement."""
     judgements = [j for rule in RULES if _applicable(rule, obs) for j in rule.judge(obs)]
     candidates = [j for j in judgements if j.culprit is not None]
-    best = max(candidates, key=lambda j: (j.rank, j.confidence), default=None)
+    best = max(candidates, key=lambda j: (strength(j.kind), j.order, j.confidence), default=None)
     doubt = any(j.casts_doubt for j in judgements)
     findings = sorted((j.finding for j in judgements), key=lambda f: SEVERITY_ORDER[f.severity])
     return Diagnosis(findings=findings, verdict=_verdict_from(best, doubt, obs.interrupted))

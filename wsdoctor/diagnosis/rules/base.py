@@ -25,7 +25,8 @@ class Judgement:
     max_message_bytes: int | None = None
     idle_timeout_range_s: list[float] | None = None
     idle_clusters: list[IdleCluster] = field(default_factory=list)
-    rank: int = 0
+    kind: str = ""  # its level in ``precedence.PRECEDENCE``, when it proposes a culprit
+    order: float = 0.0  # between judgements of one level: the higher wins
     casts_doubt: bool = False
     relies_on_pongs: bool = False
     status: Status | None = None  # overrides the status the culprit implies

@@ -14,8 +14,6 @@ from wsdoctor.observations import Observations, PathResult, StageResult, Step
 
 CLIENT_PREFIX = "client_"
 SHED_PREFIX = "shed_"
-LIMIT_RANK = 90  # below a failed first handshake (100): that says more
-HELD_RANK = 10
 
 _LABELS = {
     "refused": "connection refused",
@@ -165,7 +163,7 @@ def _limit(
         culprit=culprit,
         hop=hop,
         confidence=0.9 if held else 0.6,
-        rank=LIMIT_RANK,
+        kind="capacity_limit",
         summary=f"The {path.name} path holds about {held} concurrent connections: beyond that, "
         f"{how}." + (f" {recovery}" if recovery else ""),
         remedies=[remedy],
@@ -205,7 +203,7 @@ def _client_limited(
         culprit="none" if decisive else None,
         status="inconclusive",
         confidence=0.5,
-        rank=HELD_RANK,
+        kind="healthy",
         summary=f"No server limit up to {held} connections, but this client's own {what} "
         f"stopped the ramp before {int(bad.value)}.",
         remedies=[remedy],
@@ -222,7 +220,7 @@ def _held(path: PathResult, stage: StageResult, ramp: list[Step]) -> Judgement:
         Finding("capacity_held", "info", f"Held {held} concurrent connections", evidence),
         culprit="none",
         confidence=0.8,
-        rank=HELD_RANK,
+        kind="healthy",
         summary=f"No connection limit up to {held}: the {path.name} path held {held} concurrent "
         "connections without a failed handshake or a dropped connection.",
         remedies=[

@@ -12,10 +12,6 @@ from wsdoctor.observations import ConnectionRecord, Observations, PathResult
 
 RESTART_CODES = {1001, 1012}
 OVERLOAD_CODES = {1013}
-REFUSAL_RANK = 75
-RESTART_RANK = 60
-PROTOCOL_RANK = 85
-REFUSED_RANK = 50  # below idle findings: what did open still measured the path
 
 
 def _describe(records: list[ConnectionRecord]) -> str:
@@ -63,7 +59,7 @@ def _immediate(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
         culprit=culprit,
         hop="server" if culprit != "server_limits" else None,
         confidence=0.8,
-        rank=REFUSAL_RANK,
+        kind="closed_on_open",
         summary=f"The {path.name} path accepts the upgrade, then the server ends the connection "
         f"at once ({how}).",
         remedies=[_REFUSAL_REMEDIES[culprit]],
@@ -85,7 +81,7 @@ def _later(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
         culprit="restart" if restart and len(records) >= 2 else None,
         hop="server",
         confidence=0.6,
-        rank=RESTART_RANK,
+        kind="restart",
         summary=f"The server on the {path.name} path went away or restarted "
         f"({_describe(records)}).",
         remedies=[_REFUSAL_REMEDIES["restart"]],
@@ -110,7 +106,7 @@ def _violations(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
         culprit="none",
         hop=None,
         confidence=0.7,
-        rank=PROTOCOL_RANK,
+        kind="protocol_error",
         status="inconclusive",
         summary=f"The {path.name} path broke the WebSocket protocol ({details[0]}); no drop "
         f"cause could be measured past it.",
@@ -168,7 +164,7 @@ def _refused(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
         culprit=culprit,
         hop="server",
         confidence=0.6,
-        rank=REFUSED_RANK,
+        kind="connections_refused",
         connection_limit=None if rate_limited else held or None,
         summary=f"The server on the {path.name} path refused new connections while {held} were "
         f"open ({how}).",

@@ -14,7 +14,6 @@ NOT_HTTP = "not an HTTP response"
 """How ``probes.connection`` starts the message of an answer that is not HTTP at all."""
 TLS_ON_PLAIN_PORT = "this port speaks TLS"
 """How ``probes.connection`` starts the message of a TLS record answering a ws:// request."""
-WORKING_PATH_ELSEWHERE_RANK = 60  # below idle findings: a working path may say more
 
 
 def _rejected(path: PathResult, failure: HandshakeFailure) -> Judgement | None:
@@ -44,7 +43,7 @@ def _rejected(path: PathResult, failure: HandshakeFailure) -> Judgement | None:
         Finding("handshake_rejected", "error", title, [f"{failure.message} {where}"], remedy),
         culprit="handshake_rejected",
         confidence=0.9,
-        rank=100,
+        kind="handshake_failed",
         summary=summary,
         remedies=[remedy],
     )
@@ -67,7 +66,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
             ),
             culprit="tls_error",
             confidence=0.95,
-            rank=100,
+            kind="handshake_failed",
             summary=f"The TLS handshake failed {where}: {failure.message}.",
             remedies=[
                 "Serve a certificate valid for this host name and not expired, with its "
@@ -85,7 +84,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
             ),
             culprit="rate_limit",
             confidence=0.85,
-            rank=100,
+            kind="handshake_failed",
             summary=f"The server rate-limited the WebSocket handshake with HTTP 429 {where}.",
             remedies=[
                 "Reconnect with exponential backoff and jitter; raise the server's or "
@@ -102,7 +101,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
             ),
             culprit="server_limits",
             confidence=0.6,
-            rank=100,
+            kind="handshake_failed",
             summary=f"The server or a proxy answered the handshake with HTTP 503 {where}.",
             remedies=[
                 "Check the server's connection limits (ulimit -n, worker connections) "
@@ -127,7 +126,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
             culprit="upgrade_blocked",
             hop="proxy" if path.name != "direct" else None,
             confidence=0.85,
-            rank=100,
+            kind="handshake_failed",
             summary="An HTTP hop answered the WebSocket upgrade "
             + (f"with HTTP {status} " if status else "")
             + f"without switching protocols {where} ({hint}).",
@@ -150,7 +149,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
             culprit="unreachable",
             hop="proxy",
             confidence=0.8,
-            rank=100,
+            kind="handshake_failed",
             summary=f"A proxy answered the handshake with HTTP {status} {where}: it could not "
             "reach the WebSocket backend.",
             remedies=[
@@ -168,7 +167,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
             ),
             culprit="handshake_rejected",
             confidence=0.9,
-            rank=100,
+            kind="handshake_failed",
             summary=f"The server rejected the WebSocket handshake with HTTP {status} {where}.",
             remedies=[
                 "Check the URL path, credentials (-H 'Authorization: ...'), Origin "
@@ -179,7 +178,7 @@ def _handshake_judgement(path: PathResult, failure: HandshakeFailure) -> Judgeme
         Finding("unreachable", "error", "Endpoint unreachable", [f"{failure.message} {where}"]),
         culprit="unreachable",
         confidence=0.95,
-        rank=100,
+        kind="handshake_failed",
         summary=f"The endpoint could not be reached {where}: {failure.message}.",
         remedies=[
             "Check the host name, port and firewall rules, and that the server is listening."
@@ -196,5 +195,5 @@ def judge_handshake(obs: Observations) -> list[Judgement]:
             out.append(_handshake_judgement(path, failure))
     if out and len(out) < len(obs.paths):
         for judgement in out:
-            judgement.rank = WORKING_PATH_ELSEWHERE_RANK
+            judgement.kind = "handshake_failed_elsewhere"  # a working path may say more
     return out

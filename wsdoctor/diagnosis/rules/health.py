@@ -42,7 +42,7 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
                 Finding("idle_ok", "info", "Idle connections survive", evidence),
                 culprit="none" if complete else None,
                 confidence=0.8,
-                rank=10,
+                kind="healthy",
                 summary=f"No drop: idle connections survived {_seconds(survived)} on "
                 f"{', '.join(p.name for p in obs.paths)}"
                 + (" (the server's own traffic kept them busy)." if len(evidence) > 1 else "."),
@@ -175,7 +175,7 @@ def judge_instability(obs: Observations) -> list[Judgement]:
                     relies_on_pongs=True,
                     hop="network",
                     confidence=0.6,
-                    rank=40,
+                    kind="network_instability",
                     summary=f"The {path.name} path is unstable, not tied to idle time or age: "
                     f"{evidence[0].split(': ', 1)[1]}.",
                     remedies=[

@@ -301,7 +301,7 @@ def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
             culprit="server_limits",
             hop="server",
             confidence=0.8,
-            rank=90,
+            kind="host_limit",
             summary=f"This host cannot hold {target} WebSocket connections: {first.label} stops it "
             f"first, at about {first.allows}.",
             remedies=[b.remedy(target) for b in short],
@@ -316,7 +316,7 @@ def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
         Finding("host_capacity", "info", f"This host's limits {goal}", evidence),
         culprit="none",
         confidence=0.7,
-        rank=10,
+        kind="healthy",
         summary=f"This host's limits {goal}; the first one reached is {first.label}, at about "
         f"{first.allows}." + ("" if target else " Pass --target-connections N to check a goal."),
         remedies=[] if target else [f"To hold more: {first.remedy(None)}"],

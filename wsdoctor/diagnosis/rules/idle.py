@@ -16,8 +16,6 @@ from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Fingerprint, Observations, PathResult
 
-UNPLACED_RANK = 30
-"""Above a healthy path, below every named culprit."""
 TICK_NOTE_S = 0.3
 """Drops of one cluster spread wider than this: say the timer is checked on a tick."""
 
@@ -154,7 +152,7 @@ def _lifetime(
         culprit="lifetime_cap",
         hop=hop,
         confidence=0.85 if len(fates) >= 2 else 0.65,
-        rank=80,
+        kind="lifetime_cap",
         lifetime_cap_s=cap,
         summary=f"Connections on the {path.name} path are closed at about {_seconds(cap)} of "
         f"age{hop_text} even while pings and messages flow: a lifetime cap, not an idle "
@@ -276,7 +274,7 @@ def _idle_verdict(
         culprit=culprit,
         hop=hop,
         confidence=confidence,
-        rank=70,
+        kind="idle_timeout",
         relies_on_pongs=drop.how == "silent",
         idle_timeout_s=drop.idle_s,
         summary=f"Idle timeout {_seconds(drop.idle_s)}{hop_text}: {where}"
@@ -430,7 +428,7 @@ def _unplaced(path: PathResult, analysis: facts.IdleAnalysis) -> Judgement:
         ),
         culprit="none",
         confidence=0.3,
-        rank=UNPLACED_RANK,
+        kind="idle_drops_unplaced",
         status="inconclusive",
         summary=f"Idle connections on the {path.name} path were cut ({cut[0]}), but not often "
         "enough to tell a timeout from a glitch.",
@@ -452,8 +450,8 @@ def _place_idle_drop(obs: Observations) -> list[Judgement]:
             out.append(mixed)
         if analysis.binding is None and analysis.cut_idle():
             out.append(_unplaced(path, analysis))
-    for rank_offset, (index, path, drop) in enumerate(dropping):
-        if any(_drops_alike(drop, earlier) for _, _, earlier in dropping[:rank_offset]):
+    for placed, (index, path, drop) in enumerate(dropping):
+        if any(_drops_alike(drop, earlier) for _, _, earlier in dropping[:placed]):
             continue  # the same drop, already placed from an inner path
         fates = facts.keeper_fates(path, drop)
         out.extend(_keeper_findings(path, fates))
@@ -467,7 +465,7 @@ def _place_idle_drop(obs: Observations) -> list[Judgement]:
         judgement.idle_clusters = _clusters_of(path, analyses[index])
         if drop.how != "silent":
             judgement.idle_timeout_range_s = [drop.low_s, drop.high_s]
-        judgement.rank -= rank_offset  # the shortest drop is the one users meet first
+        judgement.order = -drop.idle_s  # the shortest drop is the one users meet first
         out.append(judgement)
     return out
 

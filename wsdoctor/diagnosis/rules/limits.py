@@ -1,11 +1,11 @@
 """Limit rules: message size and message rate limits, and the stability stage's figures.
 
-Both limits are real problems, but they rank below an idle timeout (70), a refusal (75) and
-a lifetime cap (80). Those end every quiet or long-lived connection whatever it carries, and
-they are why most users run wsdoctor; a size or rate limit ends only the connections that send
-a message above it or a burst faster than it, which users can weigh against their own traffic
-from the figures in the findings (both stay listed). The limits outrank restarts (60) and
-instability (40): they are deterministic, reproduced on demand by the probe.
+Both limits are real problems, but they stand below an idle timeout, a refusal and a lifetime
+cap in ``precedence.PRECEDENCE``. Those end every quiet or long-lived connection whatever it
+carries, and they are why most users run wsdoctor; a size or rate limit ends only the
+connections that send a message above it or a burst faster than it, which users can weigh
+against their own traffic from the figures in the findings (both stay listed). The limits
+outrank restarts and instability: they are deterministic, reproduced on demand by the probe.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
 
-LIMIT_RANK = 65
-STAGES_OK_RANK = 5
 RATE_CLOSE_CODES = {1008, 1013}
 RATE_WORDS = re.compile(r"rate|too many|throttl|flood|slow down", re.IGNORECASE)
 TOO_BIG_CODE = 1009
@@ -162,7 +160,7 @@ def _size_judgement(
         culprit="message_size_limit",
         hop=hop,
         confidence=confidence,
-        rank=LIMIT_RANK,
+        kind="message_limit",
         summary=f"Messages larger than {size_text(largest)} end connections on the {path.name} "
         f"path: a {size_text(failed.value)} message was answered with {how}.",
         remedies=remedies,
@@ -252,7 +250,7 @@ def _rate_judgement(
         culprit="rate_limit",
         hop=hop,
         confidence=0.9 if failed.status == 429 else 0.85,
-        rank=LIMIT_RANK,
+        kind="message_limit",
         summary=f"The {path.name} path limits the message rate: a burst at "
         f"{_rate_text(failed)} ended with {how}{summary_tail}",
         remedies=[
@@ -426,7 +424,7 @@ def judge_stages_ok(obs: Observations) -> list[Judgement]:
             Finding("stages_ok", "info", "The requested stages pass", evidence),
             culprit="none",
             confidence=0.6,
-            rank=STAGES_OK_RANK,
+            kind="stages_ok",
             summary="No problem in the requested stages ("
             + ", ".join(sorted({s.name for p in obs.paths for s in p.stages}))
             + "); run the idle stage too for drops after idle time.",

@@ -46,8 +46,6 @@ CAME_BACK_REFUSED = ("refused", "reset")
 UNAVAILABLE_STATUSES = (502, 503)
 BLOCKED_STATUSES = (200, 400, 426, 505)
 EVIDENCE_LINES = 8
-NEVER_UP_RANK = 100
-DROP_RANK = 50
 SERVER_CLOSED = "server_closed"  # a close frame with no code that names a cause
 PROTOCOL_ERROR = "protocol_error"  # wsdoctor closed it: the server broke the protocol
 
@@ -465,7 +463,8 @@ def _cause_judgement(
         confidence=0.9 if never_up else _confidence(cause, len(drops)),
         summary=summary,
         remedies=[text.remedy],
-        rank=NEVER_UP_RANK if never_up else DROP_RANK + min(len(drops), 40),
+        kind="watch_never_up" if never_up else "watch_drops",
+        order=len(drops),
         lifetime_cap_s=cap,
         idle_timeout_s=idle,
         relies_on_pongs=any(d.ending.kind == "silent" for d in drops),
@@ -477,7 +476,7 @@ def _healthy(log: WatchLog, figures: WatchFigures) -> Judgement:
         Finding("watch_ok", "info", "No drop while watching", []),
         culprit="none",
         confidence=0.8 if log.duration_s >= 60 else 0.6,
-        rank=10,
+        kind="healthy",
         summary=f"No drop: {log.connections} connection(s) stayed up for "
         f"{_seconds(log.duration_s)} ({_percent(figures.availability)} available).",
         remedies=["Nothing to fix over this period; watch longer to catch rarer drops."],
