@@ -245,9 +245,17 @@ class IdleAnalysis:
         return [s for s in self.survivors if s > last + tolerance(last)]
 
     def share(self, drop: IdleDrop) -> float:
-        """The fraction of idle connections whose fate is known that ended in ``drop``."""
+        """The fraction of idle connections whose fate is known that ended in ``drop``.
+
+        Known: every dropped connection, and every one that outlived the shortest drop (it met
+        a longer timer, or none); those still quieter than that when the stage ended are not.
+        """
+        binding = self.binding
+        if binding is None:
+            return 0.0
+        past = binding.high_s + tolerance(binding.high_s)
         known = sum(d.founders for d in self.drops) + len(self.unplaced)
-        known += len(self.lone_silent) + len(self.outlived_all())
+        known += len(self.lone_silent) + sum(1 for s in self.survivors if s > past)
         return round(drop.founders / known, 3) if known else 0.0
 
     def cut_idle(self) -> bool:
