@@ -11,6 +11,7 @@ timeout every time. One summary line per run is printed for the notes (``pytest 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -24,9 +25,10 @@ pytestmark = pytest.mark.lab
 
 MAX_IDLE_FACTOR = 2.5
 """``--max-idle`` of each scenario: about 2.5 x its longest finite timeout."""
-REPEATS = 5
-"""Runs of the two-node fleet, and of Dante (whose child processes make it the most uneven)."""
-SHORT_REPEATS = 3
+REPEATS = int(os.environ.get("WSDOCTOR_FLEET_REPEATS", "3"))
+"""Runs of the two-node fleet, and of Dante (whose child processes make it the most uneven).
+``benchmarks/fleets.py`` runs this file with 5 (and more) runs of every scenario."""
+SHORT_REPEATS = int(os.environ.get("WSDOCTOR_FLEET_REPEATS", "2"))
 """Runs of the other scenarios (each run costs about 1.2 x its longest timeout + 5 s)."""
 DANTE_TICK_S = 1.1
 """Dante compares whole seconds and sweeps per child process: a figure within a tick of T."""
