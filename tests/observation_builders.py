@@ -4,7 +4,9 @@ No network and no clock: each builder lays out, on paper, what ``wsdoctor/probes
 written for a given behaviour of the path (see ``probes/idle.py`` and ``probes/connection.py``):
 
 - rungs stay idle until their planned idle time, then ping once; an answered rung logs
-  ``ping_sent`` + ``pong_received`` and is closed on purpose (ending ``local``);
+  ``ping_sent`` + ``pong_received`` and is closed on purpose (ending ``local``), as wsdoctor
+  0.1 recorded it (reports saved then must still be judged alike; today's probe lets an
+  answered rung go quiet again, which ``test_clusters.py`` lays out for fleets);
 - a close drop (``eof``, ``reset``, ``close_frame``) at idle T ends every sentinel and every rung
   planned at or above T by that kind, at age and idle T, before they ever pinged;
 - a silent drop (a black hole) shows only when a rung above T pings: ``ping_sent`` then
