@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wsdoctor.exitcodes import EXIT_INCONCLUSIVE
+
 MARGIN_S = 5.0
 """Added to every budget: start-up, diagnosis and a slow machine."""
 MARGIN_RATIO = 0.1
@@ -206,7 +208,7 @@ class Watchdog:
             _guarded(self.on_deadline)
             if not self._finished.wait(self.grace_s):
                 _guarded(self.on_stuck)
-                os._exit(3)  # on_stuck should have ended the process
+                os._exit(EXIT_INCONCLUSIVE)  # on_stuck should have ended the process
         if not self._guard_exit:
             return
         time.sleep(EXIT_GRACE_S)
