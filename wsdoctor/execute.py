@@ -35,9 +35,10 @@ STACKS_SUFFIX = ".stacks.txt"
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where the report goes: the terminal (colour or plain), JSON, and ``--debug``."""
+    """Where the report goes: the terminal (colour or plain), JSON, HTML, and ``--debug``."""
 
     json_path: str | None = None
+    html_path: str | None = None
     color: bool = True
     quiet: bool = False
     debug: bool = False
@@ -181,7 +182,7 @@ class Gatherer:
         return build_report(self.observations, diagnosis)
 
     def conclude(self, outputs: Outputs, stopped_by: int | None, incident: Finding | None) -> int:
-        """Diagnose, render, write the JSON report; return the exit code."""
+        """Diagnose, render, write the JSON report and the HTML page; return the exit code."""
         from wsdoctor.report.json_report import write_json
 
         diagnosis = self.diagnose(incident)
@@ -191,8 +192,13 @@ class Gatherer:
                 self.render(diagnosis, outputs)
             except Exception as exc:  # noqa: BLE001 - a broken terminal must not cost the report
                 failed = exc
+        report = self.report(diagnosis) if outputs.json_path or outputs.html_path else {}
         if outputs.json_path:
-            write_json(self.report(diagnosis), outputs.json_path)
+            write_json(report, outputs.json_path)
+        if outputs.html_path:
+            from wsdoctor.report.html import write_html
+
+            write_html(report, outputs.html_path)
         if failed is not None:
             raise failed
         return exit_code(diagnosis.verdict.status, stopped_by)

@@ -23,6 +23,7 @@ from wsdoctor.commands.common import (
     ReportArgs,
     StageArgs,
     build_plan,
+    check_html_path,
     check_max_time,
     fail,
     run_gatherer,
@@ -156,7 +157,13 @@ def check(
         if path and path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             fail(f"cannot write {option} file {path!r}: its directory does not exist")
     check_max_time(report.max_time)
-    outputs = Outputs(json_path=json_out, color=use_color(report.no_color), debug=report.debug)
+    check_html_path(report.html_out)
+    outputs = Outputs(
+        json_path=json_out,
+        html_path=report.html_out,
+        color=use_color(report.no_color),
+        debug=report.debug,
+    )
     runs = [_prepare(spec) for spec in specs]
     run_gatherer(CheckGatherer(runs, junit, markdown, report.max_time), outputs)
 
@@ -281,9 +288,14 @@ class CheckGatherer(Gatherer):
         duration_s = round(time.monotonic() - self.began, 3)
         interrupted = stopped_by is not None or incident is not None
         _write_outputs(checks, self.junit, self.markdown, interrupted, duration_s)
-        if outputs.json_path:
+        if outputs.json_path or outputs.html_path:
             report = self._report(checks, outcome, code, interrupted, duration_s)
-            write_json(report, outputs.json_path)
+            if outputs.json_path:
+                write_json(report, outputs.json_path)
+            if outputs.html_path:
+                from wsdoctor.report.html import write_html
+
+                write_html(report, outputs.html_path)
         stream = sys.stderr if outputs.json_path == "-" else sys.stdout
         render_check_summary(checks, outcome, interrupted, outputs.color, stream)
         return code

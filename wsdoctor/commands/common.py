@@ -55,6 +55,10 @@ HeartbeatMessage = Annotated[
 JsonOut = Annotated[
     str | None, typer.Option("--json", help="Write the JSON report to PATH ('-' for stdout).")
 ]
+HtmlOut = Annotated[
+    str | None,
+    typer.Option("--html", help="Write a self-contained HTML page with the timeline to PATH."),
+]
 NoColor = Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")]
 Debug = Annotated[
     bool,
@@ -134,14 +138,21 @@ class ReportArgs:
     no_color: bool = False
     debug: bool = False
     max_time: float | None = None
+    html_out: str | None = None
 
     def outputs(self) -> Outputs:
-        """The pipeline's outputs (after checking that the JSON report can be written)."""
+        """The pipeline's outputs (after checking that the JSON and HTML reports can be written)."""
         from wsdoctor.execute import Outputs
 
         check_json_path(self.json_out)
+        check_html_path(self.html_out)
         check_max_time(self.max_time)
-        return Outputs(json_path=self.json_out, color=use_color(self.no_color), debug=self.debug)
+        return Outputs(
+            json_path=self.json_out,
+            html_path=self.html_out,
+            color=use_color(self.no_color),
+            debug=self.debug,
+        )
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,13 @@ STAGES = _group(
 REPORT = _group(
     "report",
     ReportArgs,
-    {"json_out": JsonOut, "no_color": NoColor, "debug": Debug, "max_time": MaxTime},
+    {
+        "json_out": JsonOut,
+        "html_out": HtmlOut,
+        "no_color": NoColor,
+        "debug": Debug,
+        "max_time": MaxTime,
+    },
 )
 REPORT_NO_BUDGET = OptionGroup(
     "report",
@@ -241,6 +258,15 @@ def check_json_path(json_out: str | None) -> None:
     directory = os.path.dirname(os.path.abspath(json_out))
     if os.path.isdir(json_out) or not os.access(directory, os.W_OK):
         fail(f"cannot write --json {json_out!r}: not a file in a writable directory")
+
+
+def check_html_path(html_out: str | None) -> None:
+    """Fail before probing, not after, when the HTML page could not be written."""
+    if html_out is None:
+        return
+    directory = os.path.dirname(os.path.abspath(html_out))
+    if html_out == "-" or os.path.isdir(html_out) or not os.access(directory, os.W_OK):
+        fail(f"cannot write --html {html_out!r}: not a file in a writable directory")
 
 
 def check_seconds(name: str, value: float | None, limit: float) -> None:
