@@ -275,7 +275,7 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     for key, value in data.items():
         if key not in names:
             continue
-        if key in nested and value is not None:
+        if key in nested and isinstance(value, (dict, list)):
             inner, many = nested[key]
             value = [_build(inner, v) for v in value] if many else _build(inner, value)
         kwargs[key] = value
