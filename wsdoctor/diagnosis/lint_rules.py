@@ -588,7 +588,7 @@ def reload_rule(prediction: Prediction) -> list[LintFinding]:
         _finding(
             "reload_cuts_connections",
             prediction.scope,
-            f"each configuration reload cuts the WebSockets old workers carry within "
+            f"each configuration reload cuts the WebSockets that old workers or processes still carry within "
             f"{fmt_s(prediction.reload_cut_s)} ({setting.shown()}, {_where(setting)})",
             setting,
             REMEDIES[prediction.scope.product].get("reload"),

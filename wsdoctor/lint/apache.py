@@ -132,7 +132,9 @@ def _walk(lines: list[_Line], facts: ConfigFacts) -> None:
         if first.startswith("</"):
             name = first[2:].rstrip(">").lower()
             if not stack or stack[-1][0] != name:
-                expected = f"</{stack[-1][0]}>" if stack else "no closing tag"
+                expected = (
+                    f"</{stack[-1][1].words[0][1:].rstrip('>')}>" if stack else "no closing tag"
+                )
                 raise LintInputError(
                     f"{first} does not close anything here (expected {expected})",
                     item.file,

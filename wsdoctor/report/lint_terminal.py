@@ -88,7 +88,10 @@ def render_lint_terminal(result: LintResult, console: Console, verbose: bool = F
             if prediction.idle_timeout_s is not None and prediction.idle_setting is not None:
                 setting = prediction.idle_setting
                 line.append(f"idle timeout {fmt_s(prediction.idle_timeout_s)}", style="bold")
-                line.append(f" ({setting.shown()}, {setting.where})")
+                if setting.origin == "default":
+                    line.append(f" ({setting.name} not set: default {setting.value})")
+                else:
+                    line.append(f" ({setting.shown()}, {setting.where})")
             else:
                 line.append("no idle timeout here")
             if prediction.lifetime_cap_s is not None and prediction.lifetime_setting:
