@@ -248,10 +248,18 @@ def diagnosis_from_dict(report: dict[str, Any]) -> Diagnosis:
 # --- small helpers -----------------------------------------------------------------------
 
 
+TIME_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+"""Axis steps of long runs: whole minutes and hours."""
+
+
 def _nice_step(span: float, target: int = 8) -> float:
     if span <= 0:
         return 1.0
     raw = span / target
+    if raw > 30:
+        return float(
+            next((step for step in TIME_STEPS if raw <= step), 86400 * math.ceil(raw / 86400))
+        )
     power = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * power:
@@ -271,11 +279,24 @@ def _ticks(end: float, scale: Any) -> list[Tick]:
 
 
 def _seconds_label(value: float) -> str:
-    if value >= 3600:
+    if value >= 3600 and value % 3600 == 0:
         return f"{value / 3600:g} h"
-    if value >= 600:
+    if value >= 120 and value % 60 == 0:
         return f"{value / 60:g} min"
     return f"{value:g} s"
+
+
+def _duration(seconds: float | None) -> str:
+    """A duration people read: ``7.5 s``, ``12 min 30 s``, ``26 h 5 min``."""
+    if seconds is None:
+        return MISSING
+    if seconds < 120:
+        return format_seconds(seconds)
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def _r(value: float) -> float:
@@ -442,7 +463,7 @@ def run_timeline(observations: Observations) -> Timeline | None:
         ticks=_ticks(end, scale),
         headers=headers,
         lanes=lanes,
-        axis_label="time since the run started",
+        axis_label="since the run started",
     )
 
 
@@ -534,7 +555,7 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
         lanes=lanes,
         bands=bands,
         figure=figure,
-        axis_label="idle age (no byte either way)",
+        axis_label="idle (no byte either way)",
     )
 
 
@@ -715,9 +736,9 @@ def watch_view(log: WatchLog) -> dict[str, Any]:
 
     kinds = Counter(d.ending.kind for d in log.disconnects)
     view: dict[str, Any] = {
-        "duration": format_seconds(log.duration_s),
+        "duration": _duration(log.duration_s),
         "connections": log.connections,
-        "up": format_seconds(log.up_s),
+        "up": _duration(log.up_s),
         "count": len(log.disconnects),
         "kinds": [(END_LABELS.get(k, k), k, n) for k, n in kinds.most_common()],
         "rtt": describe_rtt(log.rtt) if log.rtt else MISSING,
@@ -897,6 +918,7 @@ def render_html(report: dict[str, Any]) -> str:
         end_shapes=END_SHAPES,
         event_labels=EVENT_LABELS,
         status_words=STATUS_WORDS,
+        duration=_duration,
     )
 
 
