@@ -54,7 +54,7 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
 
 def diagnose(obs: Observations) -> Diagnosis:
     """Findings from every applicable rule, and the verdict of the strongest judgement."""
-    judgements = [j for rule in RULES if _applicable(rule, obs) for j in rule.judge(obs)]
+    judgements = [j for rule in RULES if _applicable(rule, obs) for j in rule(obs)]
     candidates = [j for j in judgements if j.culprit is not None]
     best = max(candidates, key=lambda j: (strength(j.kind), j.order, j.confidence), default=None)
     doubt = any(j.casts_doubt for j in judgements)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from wsdoctor.diagnosis.catalogue import code_of
 from wsdoctor.diagnosis.model import Culprit, Finding, Hop, IdleCluster, Status
 from wsdoctor.observations import Observations
 
@@ -34,12 +35,30 @@ class Judgement:
 
 @dataclass(frozen=True)
 class Rule:
-    """One audit: an id, a title, the stages it reads, and its pure judging function."""
+    """One audit: an id, a title, the stages it reads, its pure judging function, and the
+    catalogue keys of the findings it may report."""
 
     code: str
     title: str
     needs: tuple[str, ...]
     judge: Callable[[Observations], list[Judgement]]
+    findings: tuple[str, ...] = ()
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """The report codes of its findings."""
+        return frozenset(code_of(key) for key in self.findings)
+
+    def __call__(self, obs: Observations) -> list[Judgement]:
+        """Judge ``obs``; a finding the rule does not declare is a programming error."""
+        judgements = self.judge(obs)
+        for judgement in judgements:
+            if judgement.finding.code not in self.codes:
+                raise ValueError(
+                    f"rule {self.code!r} ({self.title}) reported finding "
+                    f"{judgement.finding.code!r}, which it does not declare"
+                )
+        return judgements
 
 
 def seconds(value: float) -> str:

@@ -8,7 +8,8 @@ Failure keys starting with ``client_`` are the client's own limits, never the se
 
 from __future__ import annotations
 
-from wsdoctor.diagnosis.model import Culprit, Finding, Hop
+from wsdoctor.diagnosis.catalogue import finding, remedy_text
+from wsdoctor.diagnosis.model import Culprit, Hop
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
 
@@ -27,21 +28,13 @@ _LABELS = {
     "client_ports": "the client ran out of local ports",
 }
 
-_REMEDIES = {
-    "turned_away": "The server (or a proxy in front of it) turns handshakes away beyond about "
-    "{limit} connections: raise its connection cap (its max-connections setting, nginx "
-    "worker_connections, a load balancer's per-target limit) or add instances; clients should "
-    "retry a 503 with exponential backoff and jitter.",
-    "rate": "Handshakes are rate-limited: ramp slower (--rate) to tell a rate limit from a "
-    "concurrency cap, raise the limit if this load is expected, and have clients retry with "
-    "exponential backoff and jitter.",
-    "stopped_accepting": "The server stopped accepting new connections at about {limit}: the "
-    "usual cause is running out of file descriptors (raise `ulimit -n` / LimitNOFILE= for the "
-    "server) or a full accept queue (net.core.somaxconn and the listen backlog). On the server, "
-    "run `wsdoctor host --pid <server pid> --target-connections <N>` to see which limit it is.",
-    "shed": "The server dropped connections it had accepted once about {limit} were open: check "
-    "its logs for memory, worker or max-clients limits, and its overload policy.",
+_KEYS = {
+    "turned_away": "server_limits.turned_away",
+    "rate": "connection_rate_limit",
+    "stopped_accepting": "server_limits.stopped_accepting",
+    "shed": "server_limits.shed",
 }
+"""The catalogue key of each way a ramp fails."""
 
 
 def _label(key: str) -> str:
@@ -151,22 +144,15 @@ def _limit(
     hop, unplaced = _hop(obs, path, held)
     if unplaced:
         evidence.append(unplaced)
-    remedy = _REMEDIES[kind].format(limit=held)
     return Judgement(
-        Finding(
-            "server_limits" if culprit == "server_limits" else "connection_rate_limit",
-            "error",
-            f"Connections fail beyond about {held} at once",
-            evidence,
-            remedy,
-        ),
+        finding(_KEYS[kind], evidence, held=held),
         culprit=culprit,
         hop=hop,
         confidence=0.9 if held else 0.6,
         kind="capacity_limit",
         summary=f"The {path.name} path holds about {held} concurrent connections: beyond that, "
         f"{how}." + (f" {recovery}" if recovery else ""),
-        remedies=[remedy],
+        remedies=[remedy_text(_KEYS[kind], held=held)],
         connection_limit=held if culprit == "server_limits" else None,
         relies_on_pongs=set(server) == {"shed_silent"},
     )
@@ -180,25 +166,16 @@ def _client_limited(
     held = max(s.answered for s in ramp)
     ports = "client_ports" in client
     what = "local port range" if ports else f"descriptor limit ({stage.client_fd_limit})"
-    remedy = (
-        "Widen net.ipv4.ip_local_port_range on the client, or ramp from several machines."
-        if ports
-        else "Raise this client's descriptor limit: `ulimit -n` up to the hard limit (wsdoctor "
-        "already raises its soft limit that far), the hard limit with LimitNOFILE= or "
-        "/etc/security/limits.conf; or ramp from several machines."
-    )
+    key = "client_limit_reached.ports" if ports else "client_limit_reached"
     return Judgement(
-        Finding(
-            "client_limit_reached",
-            "warning",
-            "The client's own limit, not the server, stopped the ramp",
+        finding(
+            key,
             [
                 f"{path.name}: the server held all {held} connections this client could open; "
                 f"{sum(client.values())} more for the {int(bad.value)}-connection level were "
                 f"not attempted: {' and '.join(_label(key) for key in sorted(client))}",
                 f"{path.name}: client RLIMIT_NOFILE soft limit {stage.client_fd_limit}",
             ],
-            remedy,
         ),
         culprit="none" if decisive else None,
         status="inconclusive",
@@ -206,7 +183,7 @@ def _client_limited(
         kind="healthy",
         summary=f"No server limit up to {held} connections, but this client's own {what} "
         f"stopped the ramp before {int(bad.value)}.",
-        remedies=[remedy],
+        remedies=[remedy_text(key)],
     )
 
 
@@ -217,7 +194,7 @@ def _held(path: PathResult, stage: StageResult, ramp: list[Step]) -> Judgement:
     if recovery:
         evidence.append(f"{path.name}: {recovery}")
     return Judgement(
-        Finding("capacity_held", "info", f"Held {held} concurrent connections", evidence),
+        finding("capacity_held", evidence, held=held),
         culprit="none",
         confidence=0.8,
         kind="healthy",
@@ -234,16 +211,7 @@ def _not_recovered(path: PathResult, stage: StageResult) -> Judgement | None:
     found = _steps(stage, "recovery")
     if not found or found[-1].ok:
         return None
-    return Judgement(
-        Finding(
-            "server_not_recovered",
-            "warning",
-            "The server did not recover once the load was gone",
-            [f"{path.name}: {_recovery_sentence(stage)}"],
-            "A server still failing after its clients left is wedged (leaked descriptors, a "
-            "stuck worker, a blocked log pipe): check its logs and health checks.",
-        )
-    )
+    return Judgement(finding("server_not_recovered", [f"{path.name}: {_recovery_sentence(stage)}"]))
 
 
 def _rate(step: Step) -> str:
@@ -265,15 +233,7 @@ def _storm(path: PathResult, stage: StageResult) -> Judgement | None:
             line += f" ({describe_failures(step.failures)})"
         lines.append(line)
     return Judgement(
-        Finding(
-            "reconnect_storm",
-            "warning" if plain[-1].failed else "info",
-            "What a reconnect storm does to this server",
-            lines,
-            "Reconnect with exponential backoff and full jitter: before attempt n wait a "
-            "random time between 0 and min(30 s, 0.5 s x 2^n), so that clients dropped "
-            "together do not return together.",
-        )
+        finding("reconnect_storm" if plain[-1].failed else "reconnect_storm.weathered", lines)
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from wsdoctor.diagnosis import facts
-from wsdoctor.diagnosis.model import Culprit, Finding
+from wsdoctor.diagnosis.catalogue import finding, remedy_text
+from wsdoctor.diagnosis.model import Culprit
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import ConnectionRecord, Observations, PathResult
@@ -33,36 +34,26 @@ def _refusal_culprit(records: list[ConnectionRecord]) -> Culprit:
     return "handshake_rejected"
 
 
-_REFUSAL_REMEDIES = {
-    "server_limits": "The server sheds new connections: raise its connection limits (ulimit -n, "
-    "worker connections, max clients) and have clients back off with jitter.",
-    "restart": "The server was going away or restarting: reconnect with backoff and jitter.",
-    "handshake_rejected": "The server accepts the upgrade and then refuses the session: check "
-    "credentials (-H 'Authorization: ...'), Origin (--origin) and subprotocol (--subprotocol).",
-}
-
-
 def _immediate(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
     culprit = _refusal_culprit(records)
     how = _describe(records)
+    key = f"closed_on_open.{culprit}"
+    found = finding(
+        key,
+        [
+            f"{path.name}: {len(records)} connection(s) ended within "
+            f"{_seconds(facts.IMMEDIATE_CLOSE_S)} of the upgrade: {how}"
+        ],
+    )
     return Judgement(
-        Finding(
-            "closed_on_open",
-            "error",
-            "The server closes connections right after opening them",
-            [
-                f"{path.name}: {len(records)} connection(s) ended within "
-                f"{_seconds(facts.IMMEDIATE_CLOSE_S)} of the upgrade: {how}"
-            ],
-            _REFUSAL_REMEDIES[culprit],
-        ),
+        found,
         culprit=culprit,
         hop="server" if culprit != "server_limits" else None,
         confidence=0.8,
         kind="closed_on_open",
         summary=f"The {path.name} path accepts the upgrade, then the server ends the connection "
         f"at once ({how}).",
-        remedies=[_REFUSAL_REMEDIES[culprit]],
+        remedies=[remedy_text(key)],
     )
 
 
@@ -71,12 +62,9 @@ def _later(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
     restart = bool(codes) and codes <= RESTART_CODES
     ages = ", ".join(sorted({_seconds(c.ending.age_s) for c in records}))
     return Judgement(
-        Finding(
-            "server_closed",
-            "warning",
-            "The server closed connections with a close frame",
+        finding(
+            "server_closed.restart" if restart else "server_closed",
             [f"{path.name}: {_describe(records)} at age {ages}, not tied to idle time"],
-            _REFUSAL_REMEDIES["restart"] if restart else None,
         ),
         culprit="restart" if restart and len(records) >= 2 else None,
         hop="server",
@@ -84,7 +72,7 @@ def _later(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
         kind="restart",
         summary=f"The server on the {path.name} path went away or restarted "
         f"({_describe(records)}).",
-        remedies=[_REFUSAL_REMEDIES["restart"]],
+        remedies=[remedy_text("server_closed.restart")],
     )
 
 
@@ -92,16 +80,12 @@ def _violations(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
     details = sorted({c.ending.detail or f"close {c.ending.code}" for c in records})
     codes = ", ".join(sorted({str(c.ending.code) for c in records}))
     return Judgement(
-        Finding(
+        finding(
             "protocol_error",
-            "error",
-            "The server broke the WebSocket protocol",
             [
                 f"{path.name}: {len(records)} connection(s) closed by wsdoctor with {codes}: "
                 + "; ".join(details[:3])
             ],
-            "Check the server and any proxy that rewrites the stream (a proxy that does not "
-            "switch protocols after 101, a broken extension, bad UTF-8, oversized messages).",
         ),
         culprit="none",
         hop=None,
@@ -142,25 +126,16 @@ def _refused(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
     rate_limited = "HTTP 429" in reasons
     held = facts.opened_in(path, "idle") + facts.opened_in(path, "heartbeat")
     culprit: Culprit = "rate_limit" if rate_limited else "server_limits"
-    remedy = (
-        "The server limits how fast one client may connect: open connections more slowly, "
-        "reconnect with backoff and jitter, or raise the limit."
-        if rate_limited
-        else "The server refuses connections beyond a concurrency level: raise its limits "
-        "(ulimit -n, worker connections, per-IP limits), then probe again; "
-        "`wsdoctor capacity` measures the limit."
+    key = "connections_refused.rate_limit" if rate_limited else "connections_refused"
+    found = finding(
+        key,
+        [
+            f"{path.name}: {len(records)} of {len(records) + held} concurrent probe "
+            f"connections could not open ({how}) while {held} were open"
+        ],
     )
     return Judgement(
-        Finding(
-            "connections_refused",
-            "warning",
-            "The server refused some probe connections",
-            [
-                f"{path.name}: {len(records)} of {len(records) + held} concurrent probe "
-                f"connections could not open ({how}) while {held} were open"
-            ],
-            remedy,
-        ),
+        found,
         culprit=culprit,
         hop="server",
         confidence=0.6,
@@ -168,7 +143,7 @@ def _refused(path: PathResult, records: list[ConnectionRecord]) -> Judgement:
         connection_limit=None if rate_limited else held or None,
         summary=f"The server on the {path.name} path refused new connections while {held} were "
         f"open ({how}).",
-        remedies=[remedy],
+        remedies=[remedy_text(key)],
     )
 
 

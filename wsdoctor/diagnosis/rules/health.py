@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wsdoctor.diagnosis import facts
-from wsdoctor.diagnosis.model import Finding
+from wsdoctor.diagnosis.catalogue import finding
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.diagnosis.rules.limits import rtt_samples_outside_stability, stability_figures
@@ -39,7 +39,7 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
                 )
         out.append(
             Judgement(
-                Finding("idle_ok", "info", "Idle connections survive", evidence),
+                finding("idle_ok", evidence),
                 culprit="none" if complete else None,
                 confidence=0.8,
                 kind="healthy",
@@ -60,16 +60,12 @@ def judge_healthy(obs: Observations) -> list[Judgement]:
 
 def _server_ping_judgement(path: PathResult, interval: float) -> Judgement:
     return Judgement(
-        Finding(
+        finding(
             "server_heartbeat",
-            "info",
-            "The server pings on its own",
             [
                 f"{path.name}: the server sent protocol pings every {_seconds(interval)}",
                 f"idle timeouts longer than {_seconds(interval)} cannot show on this path",
             ],
-            "Browsers answer server pings automatically: keep this heartbeat below every "
-            "idle timeout on the path.",
         )
     )
 
@@ -85,18 +81,14 @@ def judge_server_pings(obs: Observations) -> list[Judgement]:
         if push is not None:
             out.append(
                 Judgement(
-                    Finding(
+                    finding(
                         "server_push",
-                        "info",
-                        "The server sends messages on its own",
                         [
                             f"{path.name}: idle sentinels received a message every "
                             f"{_seconds(push)} without sending anything",
                             f"idle timeouts longer than {_seconds(push)} cannot show on this "
                             "path while the server keeps sending",
                         ],
-                        "Clients stay alive only while the server pushes; add a heartbeat for "
-                        "quiet periods.",
                     )
                 )
             )
@@ -164,13 +156,7 @@ def judge_instability(obs: Observations) -> list[Judgement]:
         if evidence:
             out.append(
                 Judgement(
-                    Finding(
-                        "network_instability",
-                        "warning",
-                        "The path is unstable",
-                        evidence,
-                        "Find the lossy hop (mtr, packet captures); reconnect with backoff.",
-                    ),
+                    finding("network_instability", evidence),
                     culprit="network_instability",
                     relies_on_pongs=True,
                     hop="network",
@@ -198,15 +184,13 @@ def judge_probe_lag(obs: Observations) -> list[Judgement]:
         if lag_ms / 1000 >= LOOP_LAG_SUSPECT_FRACTION * budget_s:
             out.append(
                 Judgement(
-                    Finding(
+                    finding(
                         "probe_stalled",
-                        "warning",
-                        "wsdoctor's own event loop stalled",
                         [
                             f"{path.name}: event-loop lag up to {lag_ms:.0f} ms against a "
                             f"ping timeout of {budget_s:g} s"
                         ],
-                        "Run wsdoctor on a less loaded machine and probe again.",
+                        again="probe",
                     ),
                     casts_doubt=True,
                 )

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wsdoctor.diagnosis.catalogue import finding, remedy_text
 from wsdoctor.diagnosis.knowledge import INTERMEDIARIES, heartbeat_interval_for
-from wsdoctor.diagnosis.model import Finding
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.observations import HostFacts, Observations
 
 FD_HEADROOM = 64  # descriptors a server needs for itself when its open count is unknown
 RFC5382_ESTABLISHED_S = 7440  # RFC 5382: NATs keep established flows at least 2 h 4 min
 MAX_SOMAXCONN = 65535
-PERSIST = " (persist it in /etc/sysctl.d/)"
 NOT_PRESENT = "not present"  # probes/hostlimits.py: the error of a file that does not exist
 
 
@@ -37,14 +36,17 @@ def _ints(host: HostFacts) -> dict[str, int]:
 
 @dataclass
 class Bound:
-    """One limit that caps open connections: its value, what is taken, how to raise it."""
+    """One limit that caps open connections: its value, what is taken, how to raise it.
+
+    ``code`` is its finding in the catalogue, whose remedy says how to raise it (with
+    ``{value}`` for the value to set).
+    """
 
     code: str
     label: str
     value: int
     used: int  # taken already, or kept for the process's own use
     evidence: list[str]
-    setting: str  # how to raise it, with ``{value}`` for the value to set
     ceiling: int | None = None  # beyond this value, ``over_ceiling`` must be done as well
     over_ceiling: str = ""
 
@@ -59,11 +61,15 @@ class Bound:
 
     def remedy(self, target: int | None) -> str:
         """What to set; for a target, a value that leaves room for it."""
+        return remedy_text(self.code, **self.remedy_values(target))
+
+    def remedy_values(self, target: int | None) -> dict[str, object]:
+        """The figures of its remedy: the value to set, and what else a ceiling asks."""
         if not target:
-            return self.setting.format(value="<limit>")
+            return {"value": "<limit>", "over_ceiling": ""}
         value = self.needed(target)
         extra = self.over_ceiling if self.ceiling is not None and value > self.ceiling else ""
-        return self.setting.format(value=value) + extra
+        return {"value": value, "over_ceiling": extra}
 
 
 def _nofile(host: HostFacts, values: dict[str, int]) -> Bound | None:
@@ -89,8 +95,6 @@ def _nofile(host: HostFacts, values: dict[str, int]) -> Bound | None:
             if used is not None
             else f"{FD_HEADROOM} descriptors kept for the server's own files",
         ],
-        "Raise the server's descriptor limit to {value}: `ulimit -n {value}` in the shell or "
-        "script that starts it, or LimitNOFILE={value} in its systemd unit.",
         hard if isinstance(hard, int) else None,
         f" That is above the hard limit ({hard}): raise it as root too (LimitNOFILE= sets both; "
         "or 'nofile' in /etc/security/limits.conf).",
@@ -108,7 +112,6 @@ def _file_max(values: dict[str, int]) -> Bound | None:
         file_max,
         allocated,
         [f"fs.file-max {file_max}, {allocated} file handles allocated now (fs.file-nr)"],
-        "Raise the system-wide file table: `sysctl -w fs.file-max={value}`" + PERSIST + ".",
     )
 
 
@@ -126,20 +129,16 @@ def _conntrack(values: dict[str, int]) -> Bound | None:
             f"nf_conntrack_max {maximum}, {count} entries in use; a full table drops new "
             "connections ('nf_conntrack: table full, dropping packet' in dmesg)"
         ],
-        "Raise the conntrack table: `sysctl -w net.netfilter.nf_conntrack_max={value}`"
-        + PERSIST
-        + ".",
     )
 
 
 def _limit_finding(bound: Bound, target: int) -> Judgement:
     return Judgement(
-        Finding(
+        finding(
             bound.code,
-            "error",
-            f"{bound.label} stops the server at about {bound.allows} connections",
             [*bound.evidence, f"{target} connections need about {bound.used + target}"],
-            bound.remedy(target),
+            allows=bound.allows,
+            **bound.remedy_values(target),
         )
     )
 
@@ -153,12 +152,10 @@ def _nr_open(host: HostFacts, values: dict[str, int], nofile: Bound | None) -> J
     if needed <= nr_open:
         return None
     return Judgement(
-        Finding(
+        finding(
             "host_nr_open",
-            "error",
-            "fs.nr_open caps every process's descriptor limit below what is needed",
             [f"fs.nr_open {nr_open}; {target} connections need RLIMIT_NOFILE {needed}"],
-            f"Raise the per-process ceiling first: `sysctl -w fs.nr_open={needed}`" + PERSIST + ".",
+            needed=needed,
         )
     )
 
@@ -171,20 +168,16 @@ def _accept_queue(host: HostFacts, values: dict[str, int]) -> Judgement | None:
     syn_backlog = values.get("net.ipv4.tcp_max_syn_backlog")
     value = min(_nice(target), MAX_SOMAXCONN)
     return Judgement(
-        Finding(
+        finding(
             "host_accept_queue",
-            "warning",
-            f"A reconnect storm of {target} clients overflows the accept queue",
             [
                 f"net.core.somaxconn {somaxconn}"
                 + (f", net.ipv4.tcp_max_syn_backlog {syn_backlog}" if syn_backlog else ""),
                 "when every client reconnects at once (a restart, a network blip), SYNs beyond "
                 "the queue are dropped and retried after 1 s, 3 s, 7 s ...",
             ],
-            f"`sysctl -w net.core.somaxconn={value}` and `sysctl -w "
-            f"net.ipv4.tcp_max_syn_backlog={value}`{PERSIST}, a matching listen backlog in the "
-            "server (e.g. nginx `listen ... backlog=`), and clients that reconnect with backoff "
-            "and jitter.",
+            target=target,
+            value=value,
         )
     )
 
@@ -199,21 +192,20 @@ def _port_range(host: HostFacts) -> Judgement | None:
     ports = high - low + 1
     if not target or target <= ports:
         return None
-    remedy = 'Widen it: `sysctl -w net.ipv4.ip_local_port_range="1024 65535"`' + PERSIST
+    more = ""
     if target > 65535 - 1024 + 1:
-        remedy += ", and spread upstream connections over several backend addresses or ports"
+        more = ", and spread upstream connections over several backend addresses or ports"
     return Judgement(
-        Finding(
+        finding(
             "host_local_ports",
-            "warning",
-            f"A proxy on this host can open only {ports} connections to one backend",
             [
                 f"net.ipv4.ip_local_port_range {low}-{high}: {ports} local ports per backend "
                 f"address and port; {target} proxied connections need {target}",
                 "this matters only for outgoing connections (a reverse proxy or load balancer "
                 "on this host)",
             ],
-            remedy + ".",
+            ports=ports,
+            more=more,
         )
     )
 
@@ -223,18 +215,15 @@ def _conntrack_timeout(values: dict[str, int]) -> Judgement | None:
     if timeout is None or timeout >= RFC5382_ESTABLISHED_S:
         return None
     return Judgement(
-        Finding(
+        finding(
             "host_conntrack_timeout",
-            "warning",
-            f"Idle connections are forgotten by conntrack after {timeout} s",
             [
                 f"net.netfilter.nf_conntrack_tcp_timeout_established {timeout} s, below the "
                 f"{RFC5382_ESTABLISHED_S} s RFC 5382 asks of NATs (kernel default 432000 s)",
                 "after that, packets of an idle connection may be dropped: a silent black hole",
             ],
-            "`sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established=432000`"
-            + PERSIST
-            + f", or send WebSocket pings every {heartbeat_interval_for(timeout):g} s.",
+            timeout=timeout,
+            interval=heartbeat_interval_for(timeout),
         )
     )
 
@@ -251,10 +240,8 @@ def _keepalive(values: dict[str, int]) -> Judgement | None:
         return None
     examples = ", ".join(f"{i.name} {i.idle_timeout_s:g} s" for i in shorter[:3])
     return Judgement(
-        Finding(
+        finding(
             "host_tcp_keepalive",
-            "info",
-            "TCP keepalive starts too late to keep idle connections alive",
             [
                 f"net.ipv4.tcp_keepalive_time {first} s (then "
                 f"{values.get('net.ipv4.tcp_keepalive_probes', '?')} probes every "
@@ -262,9 +249,6 @@ def _keepalive(values: dict[str, int]) -> Judgement | None:
                 f"longer than the default idle timeout of {len(shorter)} known intermediaries, "
                 f"e.g. {examples}",
             ],
-            "Keep idle WebSockets alive with WebSocket pings below the shortest idle timeout on "
-            "the path (`wsdoctor probe` measures it). TCP keepalive helps only sockets that set "
-            "SO_KEEPALIVE, and only with net.ipv4.tcp_keepalive_time below that timeout.",
         )
     )
 
@@ -275,15 +259,7 @@ def _unreadable(host: HostFacts) -> Judgement | None:
         return None
     if any("nf_conntrack" in limit.name and limit.error == NOT_PRESENT for limit in host.limits):
         missing.append("missing nf_conntrack files mean connection tracking is not loaded here")
-    return Judgement(
-        Finding(
-            "host_unreadable",
-            "info",
-            "Some limits could not be read",
-            missing,
-            "Run on the server itself, as the server's user or root, to read every limit.",
-        )
-    )
+    return Judgement(finding("host_unreadable", missing))
 
 
 def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
@@ -295,9 +271,7 @@ def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
     short = sorted((b for b in bounds if target and b.allows < target), key=lambda b: b.allows)
     if short and target:
         return Judgement(
-            Finding(
-                "host_capacity", "error", f"This host cannot hold {target} connections", evidence
-            ),
+            finding("host_capacity", evidence, target=target),
             culprit="server_limits",
             hop="server",
             confidence=0.8,
@@ -307,17 +281,14 @@ def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
             remedies=[b.remedy(target) for b in short],
             connection_limit=first.allows,
         )
-    goal = (
-        f"allow the {target} connections asked for"
-        if target
-        else f"allow about {first.allows} connections"
-    )
+    key = "host_capacity.target_ok" if target else "host_capacity.ok"
+    found = finding(key, evidence, target=target, allows=first.allows)
     return Judgement(
-        Finding("host_capacity", "info", f"This host's limits {goal}", evidence),
+        found,
         culprit="none",
         confidence=0.7,
         kind="healthy",
-        summary=f"This host's limits {goal}; the first one reached is {first.label}, at about "
+        summary=f"{found.title}; the first one reached is {first.label}, at about "
         f"{first.allows}." + ("" if target else " Pass --target-connections N to check a goal."),
         remedies=[] if target else [f"To hold more: {first.remedy(None)}"],
         connection_limit=first.allows,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from wsdoctor.diagnosis import facts
+from wsdoctor.diagnosis.catalogue import finding
 from wsdoctor.diagnosis.facts import IdleDrop, KeeperFate
 from wsdoctor.diagnosis.knowledge import (
     BY_KEY,
-    GENERIC_PROXY_SETTINGS,
     Intermediary,
     heartbeat_interval_for,
     known_defaults_near,
@@ -138,16 +138,13 @@ def _lifetime(
     cap = drop.idle_s
     hop_text = f" at the {hop} hop" if hop else ""
     return Judgement(
-        Finding(
+        finding(
             "lifetime_cap",
-            "error",
-            "Connections are closed at a fixed age",
             [
                 *_evidence(drop, fates, path),
                 f"{path.name}: the closes line up on connection age, whatever the connections "
                 "carried",
             ],
-            "Raise the cap, or reconnect before it with backoff and resume state.",
         ),
         culprit="lifetime_cap",
         hop=hop,
@@ -194,43 +191,34 @@ def _known_match(path: PathResult, drop: IdleDrop) -> tuple[str, Intermediary | 
     return f"matches {names}", known[0]
 
 
-def _where_and_fix(
-    culprit: Culprit, hop: Hop | None, intermediary: Intermediary | None
-) -> tuple[str, str]:
+def _where_and_finding(
+    culprit: Culprit, hop: Hop | None, intermediary: Intermediary | None, evidence: list[str]
+) -> tuple[str, Finding]:
+    """Where the drop happens (for the summary), and the finding with the fix that fits."""
     if culprit == "nat_firewall_idle_drop":
-        return (
-            "a NAT, firewall or L4 load balancer on the path forgets idle connections",
-            "Raise the idle timeout of the NAT, firewall or L4 load balancer on the path "
-            "(conntrack established timeout, AWS NLB tcp.idle_timeout.seconds, Azure LB "
-            "IdleTimeoutInMinutes), or enable TCP keepalive below it.",
-        )
+        where = "a NAT, firewall or L4 load balancer on the path forgets idle connections"
+        return where, finding(culprit, evidence)
     if culprit == "server_idle_timeout":
-        return (
-            "the server closes idle connections",
-            "Raise the server's idle timeout for WebSocket connections.",
-        )
+        return "the server closes idle connections", finding(culprit, evidence)
     where = {
         "cdn_idle_release": "the CDN edge releases idle connections",
     }.get(culprit, "an intermediary closes idle connections")
     if hop is None and intermediary is None:
-        return (
+        where = (
             "something on the path closes idle connections without a close frame, most likely "
-            "a proxy or load balancer, possibly the server itself",
-            f"Raise the idle timeout of the proxy or load balancer ({GENERIC_PROXY_SETTINGS}), "
-            "or the server's if it is the one closing.",
+            "a proxy or load balancer, possibly the server itself"
         )
+        return where, finding(f"{culprit}.unplaced", evidence)
     if intermediary is None:
-        return where, f"Raise the proxy's idle timeout ({GENERIC_PROXY_SETTINGS})."
-    return where, (
-        f"Raise {intermediary.name}'s idle timeout ({intermediary.setting}): {intermediary.snippet}"
+        return where, finding(culprit, evidence)
+    known = finding(
+        f"{culprit}.known",
+        evidence,
+        name=intermediary.name,
+        setting=intermediary.setting,
+        snippet=intermediary.snippet,
     )
-
-
-_IDLE_TITLES = {
-    "nat_firewall_idle_drop": "Idle connections are silently dropped",
-    "server_idle_timeout": "The server closes idle connections",
-    "cdn_idle_release": "The CDN releases idle connections",
-}
+    return where, known
 
 
 def _idle_verdict(
@@ -259,18 +247,12 @@ def _idle_verdict(
         )
     if match:
         evidence.append(f"{_seconds(drop.idle_s)}: {match}")
-    where, fix = _where_and_fix(culprit, hop, intermediary)
+    where, found = _where_and_finding(culprit, hop, intermediary, evidence)
     hop_text = f" at the {hop} hop" if hop else ""
     if hop == "proxy" and path.name != "direct":
         hop_text += f" (first seen on {path.name})"
     return Judgement(
-        Finding(
-            culprit,
-            "error",
-            _IDLE_TITLES.get(culprit, "Idle connections are closed"),
-            evidence,
-            fix,
-        ),
+        found,
         culprit=culprit,
         hop=hop,
         confidence=confidence,
@@ -279,7 +261,7 @@ def _idle_verdict(
         idle_timeout_s=drop.idle_s,
         summary=f"Idle timeout {_seconds(drop.idle_s)}{hop_text}: {where}"
         + (f" ({match})." if match else "."),
-        remedies=[fix, _heartbeat_remedy(drop, fates, path)],
+        remedies=[found.remedy or "", _heartbeat_remedy(drop, fates, path)],
     )
 
 
@@ -290,32 +272,25 @@ def _keeper_findings(path: PathResult, fates: list[KeeperFate]) -> list[Judgemen
     if pings and all(f.died_with_drop for f in pings) and any(f.outlived for f in traffic):
         out.append(
             Judgement(
-                Finding(
+                finding(
                     "pings_ignored",
-                    "warning",
-                    "Protocol pings do not reset the idle timer",
                     [
                         f"{path.name}: {', '.join(f.id for f in pings)} died with the idle "
                         f"connections while {', '.join(f.id for f in traffic)} survived"
                     ],
-                    "Use an application-level heartbeat message, not only WebSocket pings.",
                 )
             )
         )
     if traffic and all(f.died_with_drop for f in traffic) and any(f.outlived for f in pings):
         out.append(
             Judgement(
-                Finding(
+                finding(
                     "one_way_traffic",
-                    "warning",
-                    "Client messages alone do not reset the idle timer",
                     [
                         f"{path.name}: {', '.join(f.id for f in traffic)} died with the idle "
                         f"connections while pings kept "
                         f"{', '.join(f.id for f in pings if f.outlived)} alive"
                     ],
-                    "The timer counts only server-to-client bytes (Caddy read_timeout does this): "
-                    "have the server answer heartbeats or ping clients.",
                 )
             )
         )
@@ -395,17 +370,7 @@ def _mixed(path: PathResult, analysis: facts.IdleAnalysis) -> Judgement | None:
             f"{path.name}: {len(outlived)} idle connection(s) survived every drop, up to "
             f"{_seconds(outlived[0])} idle"
         )
-    return Judgement(
-        Finding(
-            "mixed_idle_timeouts",
-            "warning",
-            "Connections on one path meet different idle timeouts",
-            lines,
-            "The nodes or worker processes behind this address are configured differently "
-            "(a rolling deploy, a canary, one drifted config): align their timeouts. Until "
-            f"then every heartbeat must beat the shortest, {_seconds(binding.low_s)}.",
-        )
-    )
+    return Judgement(finding("mixed_idle_timeouts", lines, shortest=_seconds(binding.low_s)))
 
 
 def _unplaced(path: PathResult, analysis: facts.IdleAnalysis) -> Judgement:
@@ -418,14 +383,7 @@ def _unplaced(path: PathResult, analysis: facts.IdleAnalysis) -> Judgement:
         for c in analysis.lone_silent
     ]
     return Judgement(
-        Finding(
-            "idle_drops_unplaced",
-            "warning",
-            "Idle connections were cut, too few alike to name a timeout",
-            [f"{path.name}: {line}" for line in cut],
-            "Probe again with a longer --max-idle; a single drop may be a glitch or a node "
-            "of a fleet that few connections reached.",
-        ),
+        finding("idle_drops_unplaced", [f"{path.name}: {line}" for line in cut]),
         culprit="none",
         confidence=0.3,
         kind="idle_drops_unplaced",

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 
 from wsdoctor.diagnosis import facts
+from wsdoctor.diagnosis.catalogue import finding, remedy_text
 from wsdoctor.diagnosis.knowledge import known_message_limits_within
-from wsdoctor.diagnosis.model import Finding, Hop
+from wsdoctor.diagnosis.model import Hop
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
@@ -143,20 +144,13 @@ def _size_judgement(
     if unplaced:
         evidence.append(unplaced)
     remedies = [
-        f"Keep messages at or below {size_text(largest)} (split larger payloads into chunks), "
-        f"or raise the limit where it is set ({SIZE_SETTINGS})."
+        remedy_text("message_size_limit", largest=size_text(largest), settings=SIZE_SETTINGS)
     ]
     for known in known_message_limits_within(largest, int(failed.value), code):
         evidence.append(f"matches {known.name}: {known.note} ({known.source})")
         remedies.append(f"If this endpoint is behind {known.name}: {known.note}; chunk messages.")
     return Judgement(
-        Finding(
-            "message_size_limit",
-            "error",
-            "Large messages end the connection",
-            evidence,
-            remedies[0],
-        ),
+        finding("message_size_limit", evidence, largest=size_text(largest), settings=SIZE_SETTINGS),
         culprit="message_size_limit",
         hop=hop,
         confidence=confidence,
@@ -181,10 +175,8 @@ def judge_message_size(obs: Observations) -> list[Judgement]:
         elif failed is not None:
             out.append(
                 Judgement(
-                    Finding(
+                    finding(
                         "size_first_message_closed",
-                        "warning",
-                        "The server ended the connection on the size stage's first message",
                         [
                             f"{path.name}: a {size_text(failed.value)} message was answered "
                             f"with {describe_step_ending(failed)}; a small JSON-shaped text "
@@ -198,12 +190,7 @@ def judge_message_size(obs: Observations) -> list[Judgement]:
             cut = " before the run was interrupted" if stage.interrupted else ""
             out.append(
                 Judgement(
-                    Finding(
-                        "size_ok",
-                        "info",
-                        "Large messages go through",
-                        [f"{path.name}: messages up to {largest} went through{cut}"],
-                    )
+                    finding("size_ok", [f"{path.name}: messages up to {largest} went through{cut}"])
                 )
             )
     return out
@@ -240,13 +227,7 @@ def _rate_judgement(
     if unplaced:
         evidence.append(unplaced)
     return Judgement(
-        Finding(
-            "rate_limit",
-            "error",
-            "The server limits the message rate",
-            evidence,
-            f"Batch or coalesce messages and {below}, or raise the server's rate limit.",
-        ),
+        finding("rate_limit", evidence, below=below),
         culprit="rate_limit",
         hop=hop,
         confidence=0.9 if failed.status == 429 else 0.85,
@@ -274,10 +255,8 @@ def judge_message_rate(obs: Observations) -> list[Judgement]:
         elif failed is not None:
             out.append(
                 Judgement(
-                    Finding(
+                    finding(
                         "burst_closed",
-                        "warning",
-                        "A message burst ended the connection",
                         [
                             f"{path.name}: a burst at {_rate_text(failed)} ended with "
                             f"{describe_step_ending(failed)}, not a rate-limit signal "
@@ -290,10 +269,8 @@ def judge_message_rate(obs: Observations) -> list[Judgement]:
             fastest = max(s.value for s in passed)
             out.append(
                 Judgement(
-                    Finding(
+                    finding(
                         "rate_ok",
-                        "info",
-                        "Message bursts go through",
                         [f"{path.name}: bursts up to {fastest:g} messages/s went through"],
                     )
                 )
@@ -421,7 +398,7 @@ def judge_stages_ok(obs: Observations) -> list[Judgement]:
         evidence.append(f"{path.name}: {', '.join(s.name for s in ran)} passed")
     return [
         Judgement(
-            Finding("stages_ok", "info", "The requested stages pass", evidence),
+            finding("stages_ok", evidence),
             culprit="none",
             confidence=0.6,
             kind="stages_ok",

@@ -29,8 +29,9 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
+from wsdoctor.diagnosis.catalogue import entry, finding, remedy_text
 from wsdoctor.diagnosis.facts import IMMEDIATE_CLOSE_S, tolerance
-from wsdoctor.diagnosis.model import Culprit, Finding, Hop, Severity
+from wsdoctor.diagnosis.model import Culprit, Hop
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Disconnect, Ending, HandshakeFailure, Observations, WatchLog
@@ -312,110 +313,18 @@ def _summary_lines(log: WatchLog, figures: WatchFigures) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
-class _CauseText:
-    title: str
-    severity: Severity
-    hop: Hop | None
-    remedy: str
-
-
-_RECONNECT = "Reconnect with exponential backoff and full jitter, and resume state."
-_HANDSHAKE_ADVICE = "`wsdoctor probe URL` names the handshake failure and its fix."
-_TEXTS: dict[str, _CauseText] = {
-    "restart": _CauseText(
-        "Connections drop together: a restart or configuration reload",
-        "error",
-        None,
-        "Make restarts graceful (drain connections, close them with 1012 and let clients "
-        "come back over time); behind ingress-nginx reload less often or raise "
-        "worker-shutdown-timeout. " + _RECONNECT,
-    ),
-    "lifetime_cap": _CauseText(
-        "Connections are closed at a fixed age even while heartbeats flow",
-        "error",
-        None,
-        "Heartbeats will not help: raise the maximum connection duration where it is set, or "
-        "reconnect before it. " + _RECONNECT,
-    ),
-    "proxy_idle_timeout": _CauseText(
-        "Connections are closed after an idle time shorter than the heartbeat",
-        "error",
-        None,
-        "Beat more often than the idle timeout (--interval), or raise the proxy's idle timeout.",
-    ),
-    "server_idle_timeout": _CauseText(
-        "The server closes connections idle for less than the heartbeat interval",
-        "error",
-        "server",
-        "Beat more often than the server's idle timeout, or raise it.",
-    ),
-    "nat_firewall_idle_drop": _CauseText(
-        "Connections go silent before the first heartbeat",
-        "error",
-        "network",
-        "A NAT or firewall forgets flows idle for less than the heartbeat interval: beat "
-        "more often, or raise its idle timeout.",
-    ),
-    "network_instability": _CauseText(
-        "Connections drop at random moments, not tied to age or idle time",
-        "warning",
-        "network",
-        "Trace the path for loss (mtr, tcpdump) and fix the lossy link. " + _RECONNECT,
-    ),
-    "server_limits": _CauseText(
-        "The server sheds connections (close 1013, HTTP 503, or a close right after opening)",
-        "error",
-        "server",
-        "Raise the server's connection limits; have clients back off with jitter.",
-    ),
-    "rate_limit": _CauseText(
-        "Connections are ended by policy or rate limits (close 1008 or HTTP 429)",
-        "error",
-        "server",
-        "Check the server's rate limits and session policy (token lifetime, origin).",
-    ),
-    "message_size_limit": _CauseText(
-        "Connections are closed for a message too big (close 1009)",
-        "error",
-        "server",
-        "Raise the message size limit or send smaller messages.",
-    ),
-    SERVER_CLOSED: _CauseText(
-        "The server closed connections with a close frame",
-        "warning",
-        "server",
-        "Read the close codes and reasons in the server's logs. " + _RECONNECT,
-    ),
-    PROTOCOL_ERROR: _CauseText(
-        "The server broke the WebSocket protocol",
-        "error",
-        None,
-        "Fix what sends invalid frames on this path.",
-    ),
-    "handshake_rejected": _CauseText(
-        "The server refuses the session at or right after the upgrade",
-        "error",
-        "server",
-        "Check credentials (-H 'Authorization: ...'), Origin (--origin) and subprotocol "
-        "(--subprotocol).",
-    ),
-    "tls_error": _CauseText(
-        "TLS handshakes fail", "error", None, "Fix the certificate. " + _HANDSHAKE_ADVICE
-    ),
-    "upgrade_blocked": _CauseText(
-        "The WebSocket upgrade is not performed",
-        "error",
-        None,
-        "Let every proxy on the path pass Upgrade and Connection headers. " + _HANDSHAKE_ADVICE,
-    ),
+_HOPS: dict[str, Hop] = {
+    "server_idle_timeout": "server",
+    "nat_firewall_idle_drop": "network",
+    "network_instability": "network",
+    "server_limits": "server",
+    "rate_limit": "server",
+    "message_size_limit": "server",
+    SERVER_CLOSED: "server",
+    "handshake_rejected": "server",
 }
-_UNREACHABLE = _CauseText(
-    "Could not connect",
-    "error",
-    None,
-    "Check the URL, DNS, the network path and that the server listens. " + _HANDSHAKE_ADVICE,
-)
+"""The hop each cause puts a drop at, where the cause alone says; its texts are in the
+catalogue as ``watch_<cause>``."""
 
 
 def _confidence(cause: str, count: int) -> float:
@@ -433,11 +342,9 @@ def _cause_judgement(
     figures: WatchFigures,
     never_up: bool,
 ) -> Judgement:
-    text = _TEXTS.get(cause, _UNREACHABLE)
     evidence = [_drop_line(d) for d in drops[:EVIDENCE_LINES]]
     if len(drops) > EVIDENCE_LINES:
         evidence.append(f"... and {len(drops) - EVIDENCE_LINES} more")
-    named = cause not in (SERVER_CLOSED, PROTOCOL_ERROR)
     cap = analysis.lifetime_cap_s if cause == "lifetime_cap" else None
     idle = analysis.idle_timeout_s if cause.endswith(("idle_timeout", "idle_drop")) else None
     figure = f" at about {_seconds(cap or idle or 0.0)}" if cap or idle else ""
@@ -456,13 +363,14 @@ def _cause_judgement(
             + (f", a drop every {_seconds(figures.mtbd_s)}" if figures.mtbd_s else "")
             + "."
         )
+    key = f"watch_{cause}"  # server_closed and protocol_error propose no culprit
     return Judgement(
-        Finding(f"watch_{cause}", text.severity, text.title, evidence, text.remedy),
-        culprit=cause if named else None,  # type: ignore[arg-type]
-        hop=text.hop,
+        finding(key, evidence),
+        culprit=entry(key).culprit,
+        hop=_HOPS.get(cause),
         confidence=0.9 if never_up else _confidence(cause, len(drops)),
         summary=summary,
-        remedies=[text.remedy],
+        remedies=[remedy_text(key)],
         kind="watch_never_up" if never_up else "watch_drops",
         order=len(drops),
         lifetime_cap_s=cap,
@@ -473,7 +381,7 @@ def _cause_judgement(
 
 def _healthy(log: WatchLog, figures: WatchFigures) -> Judgement:
     return Judgement(
-        Finding("watch_ok", "info", "No drop while watching", []),
+        finding("watch_ok", []),
         culprit="none",
         confidence=0.8 if log.duration_s >= 60 else 0.6,
         kind="healthy",
@@ -489,12 +397,10 @@ def _probe_lag(log: WatchLog) -> list[Judgement]:
         return []
     return [
         Judgement(
-            Finding(
+            finding(
                 "probe_stalled",
-                "warning",
-                "wsdoctor's own event loop stalled",
                 [f"event-loop lag up to {lag.max_ms:.0f} ms during the watch"],
-                "Run wsdoctor on a less loaded machine and watch again.",
+                again="watch",
             ),
             casts_doubt=True,
         )
@@ -509,7 +415,7 @@ def judge_watch(obs: Observations) -> list[Judgement]:
     analysis = _analyse(log)
     figures = watch_figures(log, analysis.causes)
     out = [
-        Judgement(Finding("watch_summary", "info", "Watch summary", _summary_lines(log, figures))),
+        Judgement(finding("watch_summary", _summary_lines(log, figures))),
         *_probe_lag(log),
     ]
     if not log.disconnects:
