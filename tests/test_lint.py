@@ -110,7 +110,8 @@ def test_nginx_includes_inheritance_and_the_lost_headers() -> None:
     # The static location is not a WebSocket scope, and nothing else is an upgrade error.
     assert not any("/static/" in p.scope.name for p in result.predictions)
     assert {f.code for f in result.findings if f.severity == "error"} == {"headers_not_inherited"}
-    assert ("nginx/site/nginx.conf", 11) in at(result, "keepalive_timeout_confusion")
+    # keepalive_timeout in http is for HTTP clients; in a WebSocket location it is a mistake.
+    assert at(result, "keepalive_timeout_confusion") == [("nginx/site/conf.d/app.conf", 27)]
 
 
 def test_nginx_conf_d_file_without_upgrade_headers() -> None:
@@ -143,6 +144,17 @@ def test_nginx_heartbeat_turns_the_default_into_a_note_and_short_ones_into_error
     plain = run("nginx/plain/app.conf", heartbeat=20)
     assert not at(plain, "idle_timeout_default")
     assert at(plain, "idle_timeout") == [("nginx/plain/app.conf", 7)]
+
+
+def test_nginx_template_placeholder_is_an_invalid_value(tmp_path: Path) -> None:
+    conf = tmp_path / "ws.conf"
+    conf.write_text(
+        "server {\n  location /ws/ {\n    proxy_pass http://app;\n"
+        "    proxy_read_timeout ${NGINX_PROXY_READ_TIMEOUT};\n  }\n}\n"
+    )
+    result = run(str(conf))
+    assert [f.line for f in result.findings if f.code == "invalid_value"] == [4]
+    assert result.predictions[0].idle_timeout_s is None
 
 
 def test_nginx_worker_shutdown_timeout_and_stream(tmp_path: Path) -> None:
@@ -415,6 +427,22 @@ def test_unreadable_file_and_include_loop(tmp_path: Path) -> None:
         secret.chmod(0)
         done = invoke(str(secret))
         assert done.exit_code == 2 and "cannot read" in done.output
+
+
+def test_apache_rewrite_rule_tunnels_websockets(tmp_path: Path) -> None:
+    conf = tmp_path / "vhost.conf"
+    conf.write_text(
+        "<VirtualHost *:443>\n    RewriteEngine On\n"
+        "    RewriteCond %{HTTP:Upgrade} websocket [NC]\n"
+        '    RewriteRule ^/?(.*) "ws://localhost:3000/$1" [P,L]\n'
+        "    ProxyPass / http://localhost:3000/\n</VirtualHost>\n"
+    )
+    result = run(str(conf))
+    rewrite, plain = result.predictions
+    assert rewrite.scope.kind == "RewriteRule" and rewrite.scope.websocket == "declared"
+    assert plain.scope.websocket == "no"
+    assert not at(result, "upgrade_not_enabled")
+    assert at(result, "idle_timeout_default") == [(str(conf), 4)]
 
 
 def test_product_detection_and_format_option(tmp_path: Path) -> None:

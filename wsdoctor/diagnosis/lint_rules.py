@@ -588,8 +588,9 @@ def reload_rule(prediction: Prediction) -> list[LintFinding]:
         _finding(
             "reload_cuts_connections",
             prediction.scope,
-            f"each configuration reload cuts the WebSockets that old workers or processes still carry within "
-            f"{fmt_s(prediction.reload_cut_s)} ({setting.shown()}, {_where(setting)})",
+            f"each configuration reload cuts the WebSockets that old workers or processes "
+            f"still carry within {fmt_s(prediction.reload_cut_s)} "
+            f"({setting.shown()}, {_where(setting)})",
             setting,
             REMEDIES[prediction.scope.product].get("reload"),
             severity,
@@ -693,6 +694,18 @@ def nginx_rules(scope: Scope) -> list[LintFinding]:
         )
     read = scope.settings["proxy_read_timeout"]
     send = scope.settings["proxy_send_timeout"]
+    for timer in (read, send, scope.settings["keepalive_timeout"]):
+        if timer.origin != "default" and timer.seconds is None:
+            found.append(
+                _finding(
+                    "invalid_value",
+                    scope,
+                    f"'{timer.shown()}' is not a time nginx reads (a template placeholder left "
+                    f"unfilled?): nginx -t rejects it",
+                    timer,
+                    REMEDIES["nginx"]["timeout"],
+                )
+            )
     if (
         send.origin != "default"
         and send.seconds is not None
@@ -722,7 +735,7 @@ def nginx_rules(scope: Scope) -> list[LintFinding]:
         )
     keepalive = scope.settings["keepalive_timeout"]
     if (
-        keepalive.origin != "default"
+        keepalive.origin == "here"  # written in the WebSocket location: meant for it
         and keepalive.seconds is not None
         and read.seconds is not None
         and keepalive.seconds > read.seconds
@@ -731,7 +744,7 @@ def nginx_rules(scope: Scope) -> list[LintFinding]:
             _finding(
                 "keepalive_timeout_confusion",
                 scope,
-                f"{keepalive.shown()} ({_where(keepalive)}) is longer than proxy_read_timeout "
+                f"{keepalive.shown()} in this location is longer than proxy_read_timeout "
                 f"({fmt_s(read.seconds)}, {_where(read)}), which is what cuts idle WebSockets",
                 keepalive,
                 REMEDIES["nginx"]["keepalive"],

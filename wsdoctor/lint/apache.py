@@ -165,7 +165,9 @@ def _walk(lines: list[_Line], facts: ConfigFacts) -> None:
             level.settings[canonical] = Setting(
                 canonical, item.words[1], seconds, item.file, item.line, "here", level.label
             )
-        elif keyword.lower() in ("proxypass", "proxypassmatch"):
+        elif keyword.lower() in ("proxypass", "proxypassmatch") or (
+            keyword.lower() == "rewriterule" and _proxies_websocket(item.words)
+        ):
             pending.append((item, vhost, location))
     if stack:
         name, opened = stack[-1]
@@ -174,6 +176,14 @@ def _walk(lines: list[_Line], facts: ConfigFacts) -> None:
         scope = _proxy_pass(item, level, main, location_path)
         if scope is not None:
             facts.scopes.append(scope)
+
+
+def _proxies_websocket(words: list[str]) -> bool:
+    """``RewriteRule PATTERN ws://... [P]``: the mod_rewrite way to tunnel WebSockets."""
+    if len(words) < 3 or not words[2].lower().startswith(("ws://", "wss://")):
+        return False
+    flags = words[3].strip("[]").upper().split(",") if len(words) > 3 else []
+    return "P" in flags or "PROXY" in flags
 
 
 def _resolve(name: str, vhost: _Level | None, main: _Level) -> Setting | None:
@@ -193,6 +203,8 @@ def _proxy_pass(
     item: _Line, vhost: _Level | None, main: _Level, location: str | None
 ) -> Scope | None:
     words = item.words[1:]
+    if item.words[0].lower() == "rewriterule":
+        words = words[:2]  # pattern, ws:// target; the flags are not parameters
     if location is not None and words and "://" in words[0]:
         path, rest = location, words
     elif len(words) >= 2:
@@ -229,8 +241,8 @@ def _proxy_pass(
     where = vhost.label if vhost else "main server"
     return Scope(
         "apache",
-        "ProxyPass",
-        f"{where} ProxyPass {path}",
+        item.words[0],
+        f"{where} {item.words[0]} {path}",
         item.file,
         item.line,
         "declared" if upgrades else "no",

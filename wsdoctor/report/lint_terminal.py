@@ -66,6 +66,15 @@ def render_lint_terminal(result: LintResult, console: Console, verbose: bool = F
     head.append(_count(counts["error"], "error"), style=error_style)
     head.append(f", {_count(counts['warning'], 'warning')}, {counts['info']} info")
     console.print(head)
+    if not result.predictions:
+        console.print(
+            Text(
+                "Nothing in these files proxies to a backend (an nginx location with "
+                "proxy_pass, an HAProxy backend, an Apache ProxyPass, a Caddy reverse_proxy, "
+                "an Ingress): nothing to judge.",
+                style="dim",
+            )
+        )
     shown = result.findings if verbose else [f for f in result.findings if f.severity != "info"]
     hidden = len(result.findings) - len(shown)
     by_file: dict[str | None, list[LintFinding]] = defaultdict(list)
