@@ -175,45 +175,30 @@ def run_repeatedly(
     return runs
 
 
-def test_fleet_of_two_timeouts(tmp_path: Path) -> None:
-    """Round robin over nginx nodes with 2 s and 4 s: the figure is the shorter, both seen."""
+@pytest.mark.parametrize(
+    ("timeouts", "repeats"),
+    [
+        pytest.param([2.0, 4.0], REPEATS, id="two-nodes-2s-4s"),
+        pytest.param([1.5, 3.0, 4.5], SHORT_REPEATS, id="three-nodes-1.5s-3s-4.5s"),
+    ],
+)
+def test_fleet_of_uneven_timeouts(tmp_path: Path, timeouts: list[float], repeats: int) -> None:
+    """Nodes with different timeouts: the figure is the shortest, every node a cluster."""
 
     def check(run: RealRun) -> None:
-        assert_proxy_idle_timeout(run, 2.0)
+        assert_proxy_idle_timeout(run, timeouts[0])
         figures = evidence_figures(finding_evidence(run, "mixed_idle_timeouts"))
-        for expected in (2.0, 4.0):
+        for expected in timeouts:
             assert any(near(f, expected) for f in figures), (expected, figures, context(run))
-        assert_clusters_at(run, [2.0, 4.0])
+        assert_clusters_at(run, timeouts)
 
     runs = run_repeatedly(
         tmp_path,
-        "fleet nginx proxy_read_timeout 2s+4s behind haproxy",
-        lambda root, port: fleet(root, port, read_timeouts=[2.0, 4.0]),
-        longest_s=4.0,
-        configured_s=2.0,
-        repeats=REPEATS,
-        check=check,
-    )
-    assert_agree(runs)
-
-
-def test_fleet_of_three_timeouts(tmp_path: Path) -> None:
-    """Three nodes, 1.5 s, 3 s and 4.5 s: the figure is 1.5 s, three clusters."""
-
-    def check(run: RealRun) -> None:
-        assert_proxy_idle_timeout(run, 1.5)
-        figures = evidence_figures(finding_evidence(run, "mixed_idle_timeouts"))
-        for expected in (1.5, 3.0, 4.5):
-            assert any(near(f, expected) for f in figures), (expected, figures, context(run))
-        assert_clusters_at(run, [1.5, 3.0, 4.5])
-
-    runs = run_repeatedly(
-        tmp_path,
-        "fleet nginx proxy_read_timeout 1.5s+3s+4.5s behind haproxy",
-        lambda root, port: fleet(root, port, read_timeouts=[1.5, 3.0, 4.5]),
-        longest_s=4.5,
-        configured_s=1.5,
-        repeats=SHORT_REPEATS,
+        f"fleet nginx proxy_read_timeout {'+'.join(f'{t:g}s' for t in timeouts)} behind haproxy",
+        lambda root, port: fleet(root, port, read_timeouts=timeouts),
+        longest_s=timeouts[-1],
+        configured_s=timeouts[0],
+        repeats=repeats,
         check=check,
     )
     assert_agree(runs)
