@@ -189,6 +189,15 @@ def test_haproxy_defaults_inheritance_and_tunnel() -> None:
     assert ws.idle_timeout_s == 50.0 and ws.idle_setting.where == "haproxy/haproxy.cfg:9"
     assert ws.idle_setting.origin == "inherited" and ws.idle_setting.context == "defaults web"
     assert at(result, "tunnel_timeout_missing") == [("haproxy/haproxy.cfg", 9)]
+    assert "(50 s, haproxy/haproxy.cfg:9)" in next(
+        f.message for f in result.findings if f.code == "tunnel_timeout_missing"
+    )
+    # use_backend ws if { hdr(upgrade) ... }: upgrades go to ws, not to app.
+    assert (ws.scope.websocket, app.scope.websocket, chat.scope.websocket) == (
+        "declared",
+        "no",
+        "assumed",
+    )
     # "timeout   tunnel    7s   # ..." after a tab.
     assert (app.idle_timeout_s, app.idle_setting.where) == (7.0, "haproxy/haproxy.cfg:23")
     # "defaults long from web" adds the tunnel; listen chat takes it.

@@ -762,13 +762,14 @@ def haproxy_rules(scope: Scope) -> list[LintFinding]:
     if tunnel is None:
         pair = [s for s in (scope.get("timeout client"), scope.get("timeout server")) if s]
         if pair:
-            shown = " and ".join(f"{s.shown()} ({s.where})" for s in pair)
+            shown = " and ".join(
+                f"{s.shown()} ({fmt_s(s.seconds or 0.0)}, {s.where})" for s in pair
+            )
             found.append(
                 _finding(
                     "tunnel_timeout_missing",
                     scope,
-                    f"no 'timeout tunnel' applies to {scope.name}: upgraded connections are "
-                    f"timed by {shown}",
+                    f"no 'timeout tunnel' applies: upgraded connections are timed by {shown}",
                     min(pair, key=lambda s: s.seconds or 0.0),
                     REMEDIES["haproxy"]["timeout"],
                 )

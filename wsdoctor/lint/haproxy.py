@@ -12,7 +12,14 @@ import re
 from dataclasses import dataclass, field
 
 from wsdoctor.lint.common import read_text, shown_path
-from wsdoctor.lint.facts import ConfigFacts, LintInputError, Scope, Setting
+from wsdoctor.lint.facts import (
+    ConfigFacts,
+    LintInputError,
+    Scope,
+    Setting,
+    WebSocketIntent,
+    path_looks_websocket,
+)
 
 SECTIONS = {
     "global",
@@ -100,6 +107,10 @@ class _Section:
     mode: Setting | None = None
     close_options: list[Setting] = field(default_factory=list)
     backends: list[str] = field(default_factory=list)
+    servers: int = 0
+    upgrade_routes: list[str] = field(default_factory=list)
+    """Backends a ``use_backend`` sends upgrades to (its condition names Upgrade or websocket)."""
+    acls: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -191,8 +202,16 @@ def _statement(
         section.close_options.append(
             Setting("option", words[1], None, file, number, "here", context)
         )
+    elif keyword in ("server", "server-template"):
+        section.servers += 1
+    elif keyword == "acl" and len(words) > 2:
+        section.acls[words[1]] = section.acls.get(words[1], "") + " " + " ".join(words[2:])
     elif keyword in ("default_backend", "use_backend") and len(words) > 1:
         section.backends.append(words[1])
+        condition = " ".join(words[2:])
+        condition += " ".join(section.acls.get(w.lstrip("!"), "") for w in words[2:])
+        if keyword == "use_backend" and re.search(r"upgrade|websocket", condition, re.I):
+            section.upgrade_routes.append(words[1])
 
 
 def _chain(section: _Section | None) -> list[_Section]:
@@ -249,7 +268,12 @@ def _scopes(facts: ConfigFacts, proxies: list[_Section]) -> None:
                     pairs.append((proxy, backends[name]))
                     used.add(name)
     pairs += [(None, b) for name, b in backends.items() if name not in used]
+    routed = {name for proxy in proxies for name in proxy.upgrade_routes}
+    named = {b.name for b in backends.values() if path_looks_websocket(b.name.replace("_", "-"))}
+    declared = routed | named
     for front, back in pairs:
+        if not back.servers:  # a stats page or a backend that only answers itself
+            continue
         settings: dict[str, Setting] = {}
         for name in CLIENT_SIDE:
             found = _lookup(front or back, name)
@@ -270,7 +294,7 @@ def _scopes(facts: ConfigFacts, proxies: list[_Section]) -> None:
                 label,
                 back.file,
                 back.line,
-                "assumed",
+                _intent(back, declared),
                 settings,
                 {
                     "mode": _mode(back),
@@ -279,3 +303,11 @@ def _scopes(facts: ConfigFacts, proxies: list[_Section]) -> None:
                 },
             )
         )
+
+
+def _intent(back: _Section, declared: set[str]) -> WebSocketIntent:
+    """Declared: upgrades are routed here (or its name says so); otherwise, when some backend
+    is declared, this one is not meant for WebSockets; when none is, every one is judged."""
+    if back.kind == "listen" or not declared:
+        return "assumed"
+    return "declared" if back.name in declared else "no"
