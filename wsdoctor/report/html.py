@@ -636,7 +636,7 @@ def _remedies(remedies: list[str]) -> list[Remedy]:
         if inside:
             known = inside[0]
             prose = text.replace(known.snippet, "").rstrip(": ").strip()
-            result.append(Remedy(prose, [(f"{known.name}: {known.setting}", known.snippet)]))
+            result.append(Remedy(prose, [(known.name, known.snippet)]))
             continue
         snippets = [
             (f"{i.name}: {i.setting}", i.snippet)
