@@ -17,6 +17,7 @@ from wsdoctor.commands.capacity import capacity
 from wsdoctor.commands.check import check
 from wsdoctor.commands.demo import demo
 from wsdoctor.commands.host import host
+from wsdoctor.commands.lint import lint
 from wsdoctor.commands.probe import compare, probe
 from wsdoctor.commands.serve import serve
 from wsdoctor.commands.watch import watch
@@ -56,6 +57,7 @@ app.command()(check)
 app.command()(watch)
 app.command()(capacity)
 app.command()(host)
+app.command()(lint)
 
 
 def main() -> None:
