@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -464,3 +465,46 @@ def test_product_detection_and_format_option(tmp_path: Path) -> None:
     assert load([str(odd)], "nginx")[0].scopes
     with pytest.raises(LintInputError):
         load([str(FIXTURES / "bad" / "notes.txt")])
+
+
+# --- docs/ci.md ----------------------------------------------------------------------------
+
+
+def test_docs_ci_lint_example_runs(tmp_path: Path) -> None:
+    """The `wsdoctor lint` line of the docs' workflow, on copies of the fixtures."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    doc = (Path(__file__).parents[1] / "docs" / "ci.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    (command,) = [
+        m.group(1)
+        for block in blocks
+        for m in re.finditer(r"run: (wsdoctor lint .*)$", block, re.M)
+    ]
+    shutil.copytree(FIXTURES / "nginx" / "site", tmp_path / "deploy" / "nginx")
+    shutil.copytree(FIXTURES / "haproxy", tmp_path / "deploy" / "haproxy")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "wsdoctor"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m wsdoctor "$@"\n')
+    shim.chmod(0o755)
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert done.returncode == 1, done.stderr  # the fixtures hold errors
+    assert "deploy/nginx/conf.d/app.conf" in done.stdout
+    sarif = json.loads((tmp_path / "wsdoctor-lint.sarif").read_text())
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in sarif["runs"][0]["results"]
+    }
+    assert "deploy/nginx/conf.d/app.conf" in uris and "deploy/haproxy/haproxy.cfg" in uris
+    validate_lint_report(json.loads((tmp_path / "wsdoctor-lint.json").read_text()))
