@@ -19,6 +19,7 @@ from wsdoctor.commands.demo import demo
 from wsdoctor.commands.host import host
 from wsdoctor.commands.lint import lint
 from wsdoctor.commands.probe import compare, probe
+from wsdoctor.commands.report import report
 from wsdoctor.commands.serve import serve
 from wsdoctor.commands.watch import watch
 
@@ -57,6 +58,7 @@ app.command()(check)
 app.command()(watch)
 app.command()(capacity)
 app.command()(host)
+app.command()(report)
 app.command()(lint)
 
 
