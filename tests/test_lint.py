@@ -15,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from wsdoctor.commands.lint import lint as lint_command
@@ -508,3 +510,42 @@ def test_docs_ci_lint_example_runs(tmp_path: Path) -> None:
     }
     assert "deploy/nginx/conf.d/app.conf" in uris and "deploy/haproxy/haproxy.cfg" in uris
     validate_lint_report(json.loads((tmp_path / "wsdoctor-lint.json").read_text()))
+
+
+# --- malformed input never crashes a parser ------------------------------------------------
+
+_SOURCES = sorted(p for p in FIXTURES.rglob("*") if p.is_file())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    source=st.sampled_from(_SOURCES),
+    product=st.sampled_from(["nginx", "haproxy", "apache", "caddy", "kubernetes"]),
+    edits=st.lists(
+        st.tuples(
+            st.floats(0, 1), st.sampled_from(list("{};\"'#\\\n $=<>/:-[]@()`\t0s")), st.booleans()
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_mangled_configs_give_findings_or_one_input_error(
+    tmp_path_factory: pytest.TempPathFactory, source: Path, product: str, edits: list
+) -> None:
+    text = list(source.read_text())
+    for where, char, insert in edits:
+        at_ = int(where * len(text))
+        if insert or not text:
+            text.insert(at_, char)
+        else:
+            del text[min(at_, len(text) - 1)]
+    path = tmp_path_factory.mktemp("mangled") / "conf"
+    path.write_text("".join(text))
+    try:
+        result = lint(load([str(path)], product), 10.0)
+    except LintInputError as error:
+        assert str(error).strip() and "\n" not in str(error)
+        return
+    join_measurement(result, Measurement(idle_timeout_s=7.0))
+    validate_lint_report(build_lint_report(result))
+    build_sarif(result)

@@ -5,7 +5,8 @@ configuration into settings with file and line; pure rules (``diagnosis/lint_rul
 them; reporters render the terminal view, ``wsdoctor.lint/1`` JSON and SARIF 2.1.0. With
 ``--report`` a probe's measured idle timeout or lifetime cap is joined to the setting behind it.
 
-Exit codes: 0 nothing at or above ``--fail-on``, 1 findings at or above it, 2 bad input.
+Exit codes: 0 nothing at or above ``--fail-on``, 1 findings at or above it, 2 bad input, 3 an
+internal error (one line, never a traceback).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wsdoctor.exitcodes import EXIT_HEALTHY, EXIT_PROBLEM, EXIT_USAGE
+from wsdoctor.exitcodes import EXIT_HEALTHY, EXIT_INCONCLUSIVE, EXIT_PROBLEM, EXIT_USAGE
 
 if TYPE_CHECKING:
     from wsdoctor.diagnosis.lint_rules import Measurement
@@ -147,11 +148,18 @@ def lint(
     measurement = read_measurement(report) if report is not None else None
     try:
         configs = load(paths, format)
+        result = run_rules(configs, heartbeat)
     except LintInputError as error:
         raise _fail(str(error)) from None
     except RecursionError:
         raise _fail("configuration nested too deeply (an include loop?)") from None
-    result = run_rules(configs, heartbeat)
+    except Exception as error:  # a parser bug must still end in one line, not a traceback
+        typer.echo(
+            f"wsdoctor: error: internal error while linting {' '.join(paths)}: "
+            f"{type(error).__name__}: {error} (please report it with the file)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INCONCLUSIVE) from None
     if measurement is not None:
         join_measurement(result, measurement)
     if json_out is not None:

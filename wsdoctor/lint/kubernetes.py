@@ -40,19 +40,25 @@ def _documents(text: str, file: str) -> list[tuple[Any, Any]]:
     """Each document of a YAML stream as (node, data)."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
     documents = []
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
                 documents.append((node, loader.construct_document(node)))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line + 1 if mark else None
+        position = getattr(error, "position", None)  # a reader error: a character offset
+        if line is None and isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise LintInputError(f"YAML: {problem}", file, mark.line + 1 if mark else None) from None
+        raise LintInputError(f"YAML: {problem}", file, line) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return documents
 
 
@@ -100,20 +106,20 @@ def _items(node: Any, data: Any) -> list[tuple[Any, dict]]:
 
 
 def _is_controller_config(item: dict) -> bool:
-    data = item.get("data") or {}
-    name = str((item.get("metadata") or {}).get("name", ""))
+    data = _dict(item.get("data"))
+    name = str(_dict(item.get("metadata")).get("name", ""))
     return any(k in data for k in (*KEYS, "worker-shutdown-timeout")) or "ingress" in name
 
 
 def _name(item: dict) -> str:
-    metadata = item.get("metadata") or {}
+    metadata = _dict(item.get("metadata"))
     namespace = metadata.get("namespace")
     name = metadata.get("name", "?")
     return f"{namespace}/{name}" if namespace else str(name)
 
 
 def _configmap(node: Any, item: dict, file: str) -> dict[str, Setting]:
-    data = item.get("data") or {}
+    data = _dict(item.get("data"))
     found: dict[str, Setting] = {}
     context = f"ConfigMap {_name(item)}"
     for key in (*KEYS, "worker-shutdown-timeout"):
@@ -133,10 +139,19 @@ def _configmap(node: Any, item: dict, file: str) -> dict[str, Setting]:
     return found
 
 
+def _dict(value: Any) -> dict:
+    """A mapping from the manifest, or an empty one where it holds something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _ingress(node: Any, item: dict, file: str, controller: dict[str, Setting]) -> Scope:
-    metadata = item.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    spec = item.get("spec") or {}
+    metadata = _dict(item.get("metadata"))
+    annotations = _dict(metadata.get("annotations"))
+    spec = _dict(item.get("spec"))
     name = _name(item)
     settings: dict[str, Setting] = {}
     invalid: list[Setting] = []
@@ -167,9 +182,9 @@ def _ingress(node: Any, item: dict, file: str, controller: dict[str, Setting]) -
     ingress_class = spec.get("ingressClassName") or annotations.get("kubernetes.io/ingress.class")
     nginx_class = ingress_class is None or "nginx" in str(ingress_class)
     paths = [
-        f"{rule.get('host', '*')}{p.get('path', '/')}"
-        for rule in spec.get("rules") or []
-        for p in ((rule.get("http") or {}).get("paths") or [])
+        f"{_dict(rule).get('host', '*')}{_dict(p).get('path', '/')}"
+        for rule in _list(spec.get("rules"))
+        for p in _list(_dict(_dict(rule).get("http")).get("paths"))
     ]
     return Scope(
         "kubernetes",
