@@ -11,7 +11,6 @@ internal error (one line, never a traceback).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -41,6 +40,8 @@ def _number(value: Any, field: str, source: str) -> float | None:
 
 def read_measurement(path: str) -> Measurement:
     """The measured figures of a ``wsdoctor.report/1`` (``probe --json``) file."""
+    import json
+
     from wsdoctor.diagnosis.lint_rules import Measurement
 
     try:
@@ -131,6 +132,7 @@ def lint(
     no_color: Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")] = False,
 ) -> None:
     """Find the proxy configuration lines that drop WebSocket connections."""
+    import json
     import os
 
     from wsdoctor.diagnosis.lint_rules import findings_at_or_above, join_measurement

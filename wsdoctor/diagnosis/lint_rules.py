@@ -590,7 +590,7 @@ def reload_rule(prediction: Prediction) -> list[LintFinding]:
             prediction.scope,
             f"each configuration reload cuts the WebSockets that old workers or processes "
             f"still carry within {fmt_s(prediction.reload_cut_s)} "
-            f"({setting.shown()}, {_where(setting)})",
+            f"({_how(setting)})",
             setting,
             REMEDIES[prediction.scope.product].get("reload"),
             severity,
@@ -608,7 +608,7 @@ def lifetime_rule(prediction: Prediction) -> list[LintFinding]:
             "lifetime_cap",
             prediction.scope,
             f"every WebSocket is closed at age {fmt_s(prediction.lifetime_cap_s)} "
-            f"({setting.shown()}, {_where(setting)}), busy or not",
+            f"({_how(setting)}), busy or not",
             setting,
             REMEDIES[prediction.scope.product].get("lifetime"),
         )
@@ -679,9 +679,7 @@ def nginx_rules(scope: Scope) -> list[LintFinding]:
     version = scope.settings["proxy_http_version"]
     if version.value.strip() != "1.1":
         state = (
-            "not set: nginx's default HTTP/1.0"
-            if version.origin == "default"
-            else f"{version.shown()} ({_where(version)})"
+            "not set: nginx's default HTTP/1.0" if version.origin == "default" else _how(version)
         )
         found.append(
             _finding(
@@ -848,7 +846,7 @@ def apache_rules(scope: Scope) -> list[LintFinding]:
             _finding(
                 "websocket_idle_timeout_note",
                 scope,
-                f"{websocket_idle.shown()} ({_where(websocket_idle)}) is not read for "
+                f"{_how(websocket_idle)} is not read for "
                 f"this http(s):// ProxyPass with upgrade=websocket",
                 websocket_idle,
             )
@@ -865,7 +863,7 @@ def caddy_rules(scope: Scope) -> list[LintFinding]:
             _finding(
                 "read_timeout_one_way",
                 scope,
-                f"{read.shown()} ({_where(read)}) cuts a WebSocket after "
+                f"{_how(read)} cuts a WebSocket after "
                 f"{fmt_s(read.seconds)} without bytes from the backend, even while the client "
                 f"sends: heartbeats must be answered by the backend",
                 read,
