@@ -284,6 +284,21 @@ def test_measurement_joined_to_the_line_or_said_to_be_elsewhere() -> None:
     assert [p.scope.name for p in ticked.joins[0].matches] == ["frontend www -> backend app"]
 
 
+def test_lifetime_cap_and_silent_drops() -> None:
+    capped = join_measurement(run("caddy/Caddyfile"), Measurement(lifetime_cap_s=3598.0))
+    (join,) = capped.joins
+    assert join.kind == "lifetime_cap"
+    assert [p.lifetime_setting.where for p in join.matches] == ["caddy/Caddyfile:18"]
+    # A silent drop at 7 s is not nginx's 7 s proxy_read_timeout: nginx sends a FIN.
+    silent = join_measurement(
+        run("nginx/site/nginx.conf"),
+        Measurement(idle_timeout_s=7.0, culprit="nat_firewall_idle_drop", hop="network"),
+    )
+    assert not silent.joins[0].matches
+    unexplained = next(f for f in silent.findings if f.code == "measurement_unexplained")
+    assert "silent drop" in unexplained.message
+
+
 def test_measurement_tolerance_is_half_a_second_or_five_percent() -> None:
     assert (
         not join_measurement(run("nginx/site/nginx.conf"), Measurement(idle_timeout_s=7.6))

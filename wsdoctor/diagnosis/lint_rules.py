@@ -990,7 +990,8 @@ def join_measurement(result: LintResult, measurement: Measurement) -> LintResult
             low, high = min(measurement.idle_timeout_range_s), max(measurement.idle_timeout_range_s)
         slack = tolerance(measured)
         join = Join(kind, measured, slack)
-        for prediction in result.predictions:
+        silent = kind == "idle_timeout" and measurement.culprit == "nat_firewall_idle_drop"
+        for prediction in [] if silent else result.predictions:
             predicted = (
                 prediction.idle_timeout_s if kind == "idle_timeout" else prediction.lifetime_cap_s
             )
@@ -1037,12 +1038,18 @@ def join_measurement(result: LintResult, measurement: Measurement) -> LintResult
             if join.candidates:
                 elsewhere = f"known defaults that fit: {', '.join(join.candidates)}"
             seen = f"; these files give {', '.join(predicted)}" if predicted else ""
+            why = "no setting in these files produces it"
+            if silent:
+                why = (
+                    "the probe saw a silent drop (pings unanswered, no FIN or RST), and the "
+                    "proxies configured here close with a FIN"
+                )
             result.findings.append(
                 _finding(
                     "measurement_unexplained",
                     None,
-                    f"measured {what} {measured:.1f} s: no setting in these files produces it"
-                    f"{seen}; the drop is elsewhere ({elsewhere})",
+                    f"measured {what} {measured:.1f} s: {why}{seen}; the drop is elsewhere "
+                    f"({elsewhere})",
                     product=result.configs[0].product if result.configs else "",
                 )
             )
