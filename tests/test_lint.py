@@ -91,6 +91,21 @@ def test_haproxy_time_defaults_to_milliseconds(text: str, seconds: float | None)
     assert haproxy_seconds(text) == seconds
 
 
+def test_parser_defaults_are_the_knowledge_probe_uses() -> None:
+    from wsdoctor.diagnosis.knowledge import BY_KEY
+    from wsdoctor.diagnosis.lint_rules import KNOWN_DEFAULTS
+    from wsdoctor.lint import apache, kubernetes, nginx
+
+    written = {
+        ("nginx", "proxy_read_timeout"): nginx_seconds(nginx.DEFAULTS["proxy_read_timeout"]),
+        ("apache", "Timeout"): float(apache.DEFAULT_TIMEOUT),
+        ("kubernetes", "proxy-read-timeout"): float(kubernetes.DEFAULTS["proxy-read-timeout"]),
+    }
+    assert set(written) == set(KNOWN_DEFAULTS)
+    for key, seconds in written.items():
+        assert BY_KEY[KNOWN_DEFAULTS[key]].idle_timeout_s == seconds, key
+
+
 # --- nginx ---------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from wsdoctor.diagnosis.knowledge import heartbeat_interval_for, known_defaults_near
+from wsdoctor.diagnosis.knowledge import BY_KEY, heartbeat_interval_for, known_defaults_near
 from wsdoctor.lint.facts import ConfigFacts, Scope, Setting, connection_upgrades
 
 Severity = Literal["info", "warning", "error"]
@@ -311,6 +311,21 @@ def fmt_s(value: float) -> str:
 
 # --- predictions -------------------------------------------------------------------------------
 
+KNOWN_DEFAULTS = {
+    ("nginx", "proxy_read_timeout"): "nginx",
+    ("apache", "Timeout"): "apache",
+    ("kubernetes", "proxy-read-timeout"): "nginx",  # ingress-nginx runs nginx: the same 60 s
+}
+"""Settings whose default is the idle timeout ``knowledge.py`` holds for an intermediary."""
+
+
+def _idle(product: str, setting: Setting) -> float | None:
+    """The setting's seconds; for a default, the figure ``knowledge.py`` (and probe) uses."""
+    key = KNOWN_DEFAULTS.get((product, setting.name))
+    if setting.origin == "default" and key is not None:
+        return BY_KEY[key].idle_timeout_s
+    return setting.seconds
+
 
 def predict(facts: ConfigFacts, scope: Scope) -> Prediction:
     """The idle timeout, lifetime cap and reload cut this scope's settings produce."""
@@ -323,7 +338,7 @@ def _predict_nginx(facts: ConfigFacts, scope: Scope) -> Prediction:
     reload = facts.globals.get("worker_shutdown_timeout")
     return Prediction(
         scope,
-        idle.seconds,
+        _idle("nginx", idle),
         idle,
         reload_cut_s=reload.seconds if reload else None,
         reload_setting=reload,
@@ -363,7 +378,7 @@ def apache_tunnel_timeout(scope: Scope) -> tuple[Setting, Setting]:
 
 def _predict_apache(facts: ConfigFacts, scope: Scope) -> Prediction:
     winner, _ = apache_tunnel_timeout(scope)
-    return Prediction(scope, winner.seconds, winner)
+    return Prediction(scope, _idle("apache", winner), winner)
 
 
 def _predict_caddy(facts: ConfigFacts, scope: Scope) -> Prediction:
@@ -383,7 +398,7 @@ def _predict_kubernetes(facts: ConfigFacts, scope: Scope) -> Prediction:
     reload = facts.globals.get("worker-shutdown-timeout")
     return Prediction(
         scope,
-        idle.seconds,
+        _idle("kubernetes", idle),
         idle,
         reload_cut_s=reload.seconds if reload else None,
         reload_setting=reload,
