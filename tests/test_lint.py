@@ -225,6 +225,20 @@ def test_haproxy_defaults_inheritance_and_tunnel() -> None:
     assert ("haproxy/haproxy.cfg", 11) in at(result, "http_close_option_note")
 
 
+def test_haproxy_tunnel_timeout_in_a_frontend_is_ignored(tmp_path: Path) -> None:
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(
+        "defaults\n    mode http\n    timeout client 30s\n    timeout server 30s\n\n"
+        "frontend fe\n    bind :80\n    timeout tunnel 1h\n    default_backend be\n\n"
+        "backend be\n    server s 127.0.0.1:8080\n"
+    )
+    result = run(str(cfg))
+    assert [(f.code, f.line) for f in result.findings if f.code == "invalid_value"] == [
+        ("invalid_value", 8)
+    ]
+    assert result.predictions[0].idle_timeout_s == 30.0  # client/server apply, not the 1h
+
+
 # --- Apache, Caddy, Kubernetes -----------------------------------------------------------
 
 

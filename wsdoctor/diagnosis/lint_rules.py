@@ -944,6 +944,18 @@ def _note_findings(facts: ConfigFacts) -> list[LintFinding]:
         )
         for note in facts.notes
         if note.name == "include"
+    ] + [
+        _finding(
+            "invalid_value",
+            None,
+            f"{note.shown()} in a frontend is ignored (HAProxy warns at start-up): set it in "
+            f"the backend or in defaults",
+            note,
+            REMEDIES["haproxy"]["timeout"],
+            product=facts.product,
+        )
+        for note in facts.notes
+        if note.context == "ignored in a frontend"
     ]
 
 

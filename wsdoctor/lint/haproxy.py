@@ -196,6 +196,10 @@ def _statement(
             raise LintInputError(f"timeout {words[1]}: invalid time '{words[2]}'", file, number)
         name = f"timeout {words[1]}"
         section.settings[name] = Setting(name, words[2], seconds, file, number, "here", context)
+        if section.kind == "frontend" and name in ("timeout tunnel", "timeout server"):
+            facts.notes.append(  # HAProxy ignores backend timeouts in a frontend
+                Setting(name, words[2], seconds, file, number, "here", "ignored in a frontend")
+            )
     elif keyword == "mode" and len(words) > 1:
         section.mode = Setting("mode", words[1], None, file, number, "here", context)
     elif keyword == "option" and len(words) > 1 and words[1] in CLOSE_OPTIONS:
