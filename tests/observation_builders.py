@@ -41,6 +41,7 @@ from wsdoctor.observations import (
     RttStats,
     StageResult,
 )
+from wsdoctor.stats import jitter, percentile
 
 DropKind = Literal["eof", "reset", "close_frame", "silent"]
 
@@ -201,21 +202,14 @@ def handshake_stage(
 
 
 def _rtt(kind: Literal["protocol", "application"], values: list[float], lost: int) -> RttStats:
-    ordered = sorted(values)
-
-    def rank(fraction: float) -> float:
-        index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
-        return ordered[index]
-
-    diffs = [abs(b - a) for a, b in zip(values, values[1:])]
     return RttStats(
         kind=kind,
         samples=len(values),
-        p50_ms=rank(0.5),
-        p95_ms=rank(0.95),
-        p99_ms=rank(0.99),
-        max_ms=ordered[-1],
-        jitter_ms=round(sum(diffs) / len(diffs), 3) if diffs else 0.0,
+        p50_ms=percentile(values, 0.5),
+        p95_ms=percentile(values, 0.95),
+        p99_ms=percentile(values, 0.99),
+        max_ms=max(values),
+        jitter_ms=round(jitter(values), 3),
         lost=lost,
     )
 

@@ -20,6 +20,8 @@ from wsdoctor.observations import (
     Observations,
     PathResult,
 )
+from wsdoctor.stats import percentile
+from wsdoctor.units import seconds_tenths as _seconds
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 PROBLEM_CULPRITS: tuple[str, ...] = tuple(c for c in CULPRITS if c != "none")
@@ -101,10 +103,6 @@ class _PathJudgement:
     outcome: Outcome
     figure: float | None
     text: str
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.1f} s"
 
 
 def _no_connection(path: PathResult) -> _PathJudgement | None:
@@ -218,17 +216,11 @@ def _lifetime_on(path: PathResult, required_s: float) -> _PathJudgement:
     )
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
 def _rtt_on(path: PathResult, limit_ms: float) -> _PathJudgement:
     samples = facts.rtt_samples_ms(path)
     if not samples:
         return _PathJudgement("inconclusive", None, f"{path.name}: no round trip was measured")
-    p95 = _percentile(samples, 0.95)
+    p95 = percentile(samples, 0.95)
     return _PathJudgement(
         "pass" if p95 <= limit_ms else "fail",
         p95,

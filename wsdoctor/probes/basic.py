@@ -11,7 +11,7 @@ from wsdoctor.observations import ConnectionRecord, Ending, StageResult
 from wsdoctor.plan import PathSpec, Plan
 from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
 from wsdoctor.probes.looplag import LoopLagMonitor
-from wsdoctor.probes.stats import rtt_stats
+from wsdoctor.stats import rtt_stats
 
 ECHO_PING_TIMEOUT_S = 2.0
 REPLY_TIMEOUT_S = 2.0

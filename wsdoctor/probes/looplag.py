@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from wsdoctor.observations import LoopLag
+from wsdoctor.stats import percentile
 
 TICK_S = 0.05
 MAX_SAMPLES = 200_000
@@ -38,5 +39,5 @@ class LoopLagMonitor:
         lags = sorted(self._lags_ms)
         if not lags:
             return LoopLag(samples=0, p99_ms=0.0, max_ms=0.0)
-        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        p99 = percentile(lags, 0.99)
         return LoopLag(samples=len(lags), p99_ms=round(p99, 2), max_ms=round(lags[-1], 2))

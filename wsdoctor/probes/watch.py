@@ -39,8 +39,8 @@ from wsdoctor.probes.connection import (
     open_probe_connection,
 )
 from wsdoctor.probes.looplag import LoopLagMonitor
-from wsdoctor.probes.stats import rtt_stats
 from wsdoctor.redact import redact_url
+from wsdoctor.stats import rtt_stats
 
 MIN_PING_TIMEOUT_S = 1.0
 MAX_PING_TIMEOUT_S = 10.0

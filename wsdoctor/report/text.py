@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 from wsdoctor.diagnosis.model import Verdict
-from wsdoctor.diagnosis.rules.limits import size_text
 from wsdoctor.observations import (
     ConnectionRecord,
     Ending,
@@ -17,9 +16,10 @@ from wsdoctor.observations import (
     StageResult,
     Step,
 )
-
-MISSING = "-"
-"""What a figure that was not measured reads as."""
+from wsdoctor.units import MISSING as MISSING  # the reporters' names for these units
+from wsdoctor.units import seconds_as_ms as seconds_as_ms
+from wsdoctor.units import seconds_tenths as format_seconds
+from wsdoctor.units import size as size_text
 
 _ENDING_LABELS = {
     "close_frame": "close frame",
@@ -31,16 +31,6 @@ _ENDING_LABELS = {
     "open": "still open",
 }
 _NOT_DROPS = ("local", "open")
-
-
-def format_seconds(value: float | None) -> str:
-    """Seconds with one decimal (``60.1 s``), or ``-`` when not measured."""
-    return MISSING if value is None else f"{value:.1f} s"
-
-
-def seconds_as_ms(seconds: float | None) -> str:
-    """A time in seconds shown as milliseconds with one decimal (``12.3 ms``), or ``-``."""
-    return MISSING if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
 def format_confidence(confidence: float) -> str:

@@ -21,6 +21,7 @@ from wsdoctor.diagnosis.model import Diagnosis
 from wsdoctor.observations import Disconnect, Ending, Observations, WatchLog
 from wsdoctor.report.terminal import findings_text
 from wsdoctor.report.text import describe_ending, format_confidence, verdict_figures
+from wsdoctor.units import clock as _duration
 
 if TYPE_CHECKING:
     from wsdoctor.probes.watch import WatchStatus
@@ -41,15 +42,6 @@ def sparkline(values: Iterable[float]) -> str:
     span = high - low
     top = len(SPARK_BLOCKS) - 1
     return "".join(SPARK_BLOCKS[round((v - low) / span * top) if span > 0 else 0] for v in points)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _state(status: WatchStatus) -> Text:

@@ -59,8 +59,3 @@ class Rule:
                     f"{judgement.finding.code!r}, which it does not declare"
                 )
         return judgements
-
-
-def seconds(value: float) -> str:
-    """A duration for people: one decimal below 100 s."""
-    return f"{value:.1f} s" if value < 100 else f"{value:.0f} s"

@@ -8,8 +8,8 @@ from wsdoctor.diagnosis import facts
 from wsdoctor.diagnosis.catalogue import finding, remedy_text
 from wsdoctor.diagnosis.model import Culprit
 from wsdoctor.diagnosis.rules.base import Judgement
-from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import ConnectionRecord, Observations, PathResult
+from wsdoctor.units import seconds as _seconds
 
 RESTART_CODES = {1001, 1012}
 OVERLOAD_CODES = {1013}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from wsdoctor.diagnosis import facts
 from wsdoctor.diagnosis.catalogue import finding
 from wsdoctor.diagnosis.rules.base import Judgement
-from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.diagnosis.rules.limits import rtt_samples_outside_stability, stability_figures
 from wsdoctor.observations import Observations, PathResult
+from wsdoctor.stats import percentile
+from wsdoctor.units import seconds as _seconds
 
 LOOP_LAG_SUSPECT_FRACTION = 0.5
 INSTABILITY_LOSS_FRACTION = 0.05
@@ -95,10 +96,6 @@ def judge_server_pings(obs: Observations) -> list[Judgement]:
     return out
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def _stability_evidence(path: PathResult) -> tuple[str | None, bool]:
     """The stability stage's figures as one line, and whether they show instability.
 
@@ -133,13 +130,13 @@ def judge_instability(obs: Observations) -> list[Judgement]:
             evidence.append(figures_line)
         samples = sorted(rtt_samples_outside_stability(path))
         if samples:
-            p50 = _percentile(samples, 0.5)
+            p50 = percentile(samples, 0.5)
             threshold = max(p50 + INSTABILITY_STALL_EXTRA_MS, INSTABILITY_STALL_FACTOR * p50)
             stalls = [v for v in samples if v >= threshold]
             if len(stalls) >= INSTABILITY_MIN_STALLS:
                 evidence.append(
                     f"{path.name}: {len(stalls)} of {len(samples)} round trips stalled "
-                    f"(RTT p50 {p50:.1f} ms, p99 {_percentile(samples, 0.99):.1f} ms, "
+                    f"(RTT p50 {p50:.1f} ms, p99 {percentile(samples, 0.99):.1f} ms, "
                     f"max {samples[-1]:.1f} ms)"
                 )
         lost, sent = facts.lost_pongs(path)

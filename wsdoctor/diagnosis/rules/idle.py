@@ -13,8 +13,8 @@ from wsdoctor.diagnosis.knowledge import (
 )
 from wsdoctor.diagnosis.model import Culprit, Finding, Hop, IdleCluster
 from wsdoctor.diagnosis.rules.base import Judgement
-from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Fingerprint, Observations, PathResult
+from wsdoctor.units import seconds as _seconds
 
 TICK_NOTE_S = 0.3
 """Drops of one cluster spread wider than this: say the timer is checked on a tick."""

@@ -18,8 +18,10 @@ from wsdoctor.diagnosis.catalogue import finding, remedy_text
 from wsdoctor.diagnosis.knowledge import known_message_limits_within
 from wsdoctor.diagnosis.model import Hop
 from wsdoctor.diagnosis.rules.base import Judgement
-from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
+from wsdoctor.stats import percentile
+from wsdoctor.units import seconds as _seconds
+from wsdoctor.units import size as size_text
 
 RATE_CLOSE_CODES = {1008, 1013}
 RATE_WORDS = re.compile(r"rate|too many|throttl|flood|slow down", re.IGNORECASE)
@@ -30,15 +32,6 @@ SIZE_SETTINGS = (
     "websockets max_size, ws maxPayload, Socket.IO maxHttpBufferSize, gorilla SetReadLimit, "
     "Java setMaxTextMessageBufferSize"
 )
-
-
-def size_text(value: float) -> str:
-    """Bytes for people: ``512 B``, ``64 KiB``, ``1.5 MiB``."""
-    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= scale:
-            scaled = value / scale
-            return f"{scaled:g} {unit}" if scaled.is_integer() else f"{scaled:.1f} {unit}"
-    return f"{value:g} B"
 
 
 def describe_step_ending(step: Step) -> str:
@@ -292,10 +285,8 @@ class StabilityFigures:
     loop_lag_ms: float
 
     def percentile(self, fraction: float) -> float:
-        """A nearest-rank RTT percentile (0 without samples)."""
-        if not self.rtt_ms:
-            return 0.0
-        return self.rtt_ms[min(len(self.rtt_ms) - 1, int(fraction * len(self.rtt_ms)))]
+        """An RTT percentile (``wsdoctor.stats``: nearest rank; 0 without samples)."""
+        return percentile(self.rtt_ms, fraction) if self.rtt_ms else 0.0
 
     @property
     def longest_gap_ms(self) -> float:

@@ -33,8 +33,9 @@ from wsdoctor.diagnosis.catalogue import entry, finding, remedy_text
 from wsdoctor.diagnosis.facts import IMMEDIATE_CLOSE_S, tolerance
 from wsdoctor.diagnosis.model import Culprit, Hop
 from wsdoctor.diagnosis.rules.base import Judgement
-from wsdoctor.diagnosis.rules.base import seconds as _seconds
 from wsdoctor.observations import Disconnect, Ending, HandshakeFailure, Observations, WatchLog
+from wsdoctor.stats import percentile_or_none
+from wsdoctor.units import seconds as _seconds
 
 RESTART_CODES = frozenset({1001, 1012})
 RESTART_WINDOW_S = 2.0
@@ -228,13 +229,6 @@ def disconnect_causes(log: WatchLog) -> list[str]:
     return _analyse(log).causes
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 def watch_figures(log: WatchLog, causes: list[str] | None = None) -> WatchFigures:
     """Availability, mean time between drops, drops by cause, reconnect time percentiles."""
     causes = disconnect_causes(log) if causes is None else causes
@@ -246,8 +240,8 @@ def watch_figures(log: WatchLog, causes: list[str] | None = None) -> WatchFigure
         availability=min(1.0, log.up_s / capacity) if capacity > 0 else None,
         drops=drops,
         mtbd_s=round(log.up_s / drops, 3) if drops else None,
-        reconnect_p50_s=_percentile(log.reconnect_times_s, 0.5),
-        reconnect_p95_s=_percentile(log.reconnect_times_s, 0.95),
+        reconnect_p50_s=percentile_or_none(log.reconnect_times_s, 0.5),
+        reconnect_p95_s=percentile_or_none(log.reconnect_times_s, 0.95),
         by_cause=dict(Counter(causes).most_common()),
     )
 
