@@ -164,6 +164,15 @@ def test_nginx_heartbeat_turns_the_default_into_a_note_and_short_ones_into_error
     assert at(plain, "idle_timeout") == [("nginx/plain/app.conf", 7)]
 
 
+def test_ingress_nginx_generated_config_with_lua_blocks() -> None:
+    result = run("nginx/ingress-nginx-generated.conf")
+    ws, root = result.predictions
+    assert (ws.idle_timeout_s, ws.idle_setting.line) == (3600.0, 58)
+    assert ws.scope.websocket == "declared" and root.idle_timeout_s == 60.0
+    assert not [f for f in result.findings if f.severity == "error"]
+    assert at(result, "reload_cuts_connections") == [("nginx/ingress-nginx-generated.conf", 6)]
+
+
 def test_nginx_template_placeholder_is_an_invalid_value(tmp_path: Path) -> None:
     conf = tmp_path / "ws.conf"
     conf.write_text(
