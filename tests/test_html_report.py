@@ -19,7 +19,7 @@ from pathlib import Path
 import html5lib
 import pytest
 from labkit import require_binary, run_cli
-from observation_builders import observations
+from observation_builders import catalogue, observations
 from pngtools import Picture, read_png
 from test_clusters import fleet_path, healthy_direct
 
@@ -220,6 +220,30 @@ def test_a_long_watch_is_summarised_not_drawn_drop_by_drop() -> None:
     assert few.count('<g class="end k-') == 12
     assert '<g class="end k-' not in many and "histogram" in many
     assert len(many.encode()) < ONE_MIB
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "healthy",
+        "close-frame-45",
+        "black-hole",
+        "lifetime-5",
+        "compare-cdn",
+        "compare-direct-unreachable",
+        "interrupted-early",
+        "handshake-http-426",
+        "no-paths",
+    ],
+)
+def test_every_kind_of_run_gives_a_sound_page(scenario: str) -> None:
+    obs = catalogue()[scenario]()
+    report = build_report(obs, diagnose(obs))
+    page = render_html(report)
+    text = assert_sound_page(page)
+    assert report["verdict"]["summary"] in text
+    assert lanes(page).get("run", 0) == connection_count(report)
+    assert len(page.encode()) < ONE_MIB
 
 
 def test_pages_need_no_network_and_stay_small_for_a_big_fleet() -> None:

@@ -13,6 +13,7 @@ no reference to another host.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 import os
@@ -877,6 +878,7 @@ def _raw(report: dict[str, Any]) -> tuple[str, bool]:
 def render_html(report: dict[str, Any]) -> str:
     """The page for a saved report: ``wsdoctor.report/1``, or ``wsdoctor.check/1``."""
     import jinja2
+    import markupsafe
 
     if report.get("schema") == "wsdoctor.check/1":
         sections = [
@@ -890,6 +892,8 @@ def render_html(report: dict[str, Any]) -> str:
         url = sections[0].observations.paths[0].url if sections[0].observations.paths else ""
         title = f"wsdoctor: {STATUS_WORDS.get(verdict.status, verdict.status)} {url}".strip()
     raw, trimmed = _raw(report)
+    # In a <pre> only <, > and & need escaping: quotes stay quotes (a third of the size).
+    raw_text = markupsafe.Markup(html.escape(raw, quote=False))
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("wsdoctor.report", "templates"),
         autoescape=True,
@@ -902,7 +906,7 @@ def render_html(report: dict[str, Any]) -> str:
         title=title,
         report=report,
         sections=sections,
-        raw=raw,
+        raw=raw_text,
         raw_trimmed=trimmed,
         tool=report.get("tool") or {},
         geometry={
