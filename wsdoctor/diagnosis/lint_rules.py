@@ -983,7 +983,7 @@ def lint(configs: list[ConfigFacts], heartbeat_s: float | None = None) -> LintRe
 
 def _dedupe(findings: list[LintFinding]) -> list[LintFinding]:
     """One finding per code, line and message; an inherited setting names every scope it hits."""
-    merged: dict[tuple, LintFinding] = {}
+    merged: dict[tuple[str, str | None, int | None, str], LintFinding] = {}
     for finding in findings:
         key = (finding.code, finding.file, finding.line, finding.message)
         first = merged.get(key)
@@ -1054,7 +1054,7 @@ def join_measurement(result: LintResult, measurement: Measurement) -> LintResult
                 if kind == "idle_timeout"
                 else []
             )
-            predicted = sorted(
+            given = sorted(
                 {
                     f"{fmt_s(p.idle_timeout_s)} ({p.idle_setting.where})"
                     for p in result.predictions
@@ -1064,7 +1064,7 @@ def join_measurement(result: LintResult, measurement: Measurement) -> LintResult
             elsewhere = "a load balancer, CDN, NAT or firewall, or the backend"
             if join.candidates:
                 elsewhere = f"known defaults that fit: {', '.join(join.candidates)}"
-            seen = f"; these files give {', '.join(predicted)}" if predicted else ""
+            seen = f"; these files give {', '.join(given)}" if given else ""
             why = "no setting in these files produces it"
             if silent:
                 why = (

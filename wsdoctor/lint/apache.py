@@ -172,8 +172,8 @@ def _walk(lines: list[_Line], facts: ConfigFacts) -> None:
     if stack:
         name, opened = stack[-1]
         raise LintInputError(f"<{name}> is never closed", opened.file, opened.line)
-    for item, level, location_path in pending:
-        scope = _proxy_pass(item, level, main, location_path)
+    for item, host, location_path in pending:
+        scope = _proxy_pass(item, host, main, location_path)
         if scope is not None:
             facts.scopes.append(scope)
 

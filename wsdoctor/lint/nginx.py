@@ -220,13 +220,13 @@ def _walk(
             label = f"{directive.name} {' '.join(directive.args)}"
         child_frames = [*frames, _Frame(label)]
         _walk(directive.block, child_frames, facts, maps)
-        inner = child_frames[-1]
-        if directive.name == "location" and "proxy_pass" in inner.directives:
+        written = child_frames[-1].directives
+        if directive.name == "location" and "proxy_pass" in written:
             facts.scopes.append(_location_scope(directive, child_frames, maps))
         elif (
             directive.name == "server"
             and any(f.label == "stream" for f in frames)
-            and "proxy_pass" in inner.directives
+            and "proxy_pass" in written
         ):
             facts.scopes.append(_stream_scope(directive, child_frames))
 

@@ -118,11 +118,11 @@ def render_lint_terminal(result: LintResult, console: Console, verbose: bool = F
             if join.matches:
                 places = []
                 for prediction in join.matches:
-                    setting = prediction.idle_setting
+                    chosen = prediction.idle_setting
                     if join.kind == "lifetime_cap":
-                        setting = prediction.lifetime_setting
-                    if setting is not None:
-                        places.append(f"{setting.shown()} at {setting.where}")
+                        chosen = prediction.lifetime_setting
+                    if chosen is not None:
+                        places.append(f"{chosen.shown()} at {chosen.where}")
                 line.append("= " + "; ".join(dict.fromkeys(places)), style="bold green")
             else:
                 line.append("= nothing in these files: the drop is elsewhere", style="bold yellow")
