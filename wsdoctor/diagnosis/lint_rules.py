@@ -449,8 +449,8 @@ REMEDIES = {
     "caddy": {
         "timeout": "reverse_proxy backend:8080 {\n    transport http {\n"
         "        read_timeout 1h  # or remove: no idle timeout\n    }\n}",
-        "lifetime": "reverse_proxy backend:8080 {\n    stream_timeout 24h\n}",
-        "reload": "reverse_proxy backend:8080 {\n    stream_close_delay 5m\n}",
+        "lifetime": "reverse_proxy backend:8080 {\n    stream_timeout 24h  # Caddy 2.7+\n}",
+        "reload": "reverse_proxy backend:8080 {\n    stream_close_delay 5m  # Caddy 2.7+\n}",
         "upgrade": "# remove header_up -Upgrade / -Connection: Caddy forwards upgrades itself",
     },
     "kubernetes": {
