@@ -77,6 +77,7 @@ RAW_LIMIT_BYTES = 400_000
 DROPS = ("close_frame", "eof", "reset", "silent")
 PROBE_KINDS = ("ping_sent", "ping_timeout", "message_sent")
 """Events at the end of a connection that only poke it: not activity that resets idle age."""
+CLOSED_AFTER_PONG_S = 0.25
 
 END_LABELS = {
     "close_frame": "close frame",
@@ -354,21 +355,41 @@ def _marks(conn: ConnectionRecord, x_of: Any) -> tuple[list[Mark], tuple[float, 
     return [], (min(xs), max(xs), f"{conn.id}: {words}")
 
 
+def _end_t(conn: ConnectionRecord) -> float:
+    """When the connection ended, in its own time (never before its last recorded event)."""
+    return max([conn.ending.age_s, *(e.t for e in conn.events)])
+
+
 def _quiet_from(conn: ConnectionRecord) -> float:
     """Where, in connection time, the connection's last quiet stretch began.
 
-    The recorded idle time at the end, except when the last things on the connection were
-    the probe's own pokes (a ping or message sent, unanswered): those do not end a quiet
-    stretch, they test it, so the stretch runs from the activity before them.
+    The recorded idle time at the end, except when the last things on the connection were the
+    probe's own pokes: a ping or message sent and left unanswered, or a ping answered just
+    before the probe closed the connection. Those do not end a quiet stretch, they test it, so
+    the stretch runs from the activity before them (a rung is drawn at the idle time it tested).
     """
     events = sorted(conn.events, key=lambda e: e.t)
     trailing = 0
     while trailing < len(events) and events[-1 - trailing].kind in PROBE_KINDS:
         trailing += 1
+    if trailing == 0 and _closed_after_pong(conn, events):
+        trailing = 2
     if trailing == 0:
         return max(0.0, conn.ending.age_s - conn.ending.idle_s)
     rest = events[: len(events) - trailing]
     return rest[-1].t if rest else 0.0
+
+
+def _closed_after_pong(conn: ConnectionRecord, events: list[Any]) -> bool:
+    """The probe closed the connection right after the pong of its last ping."""
+    if conn.ending.kind != "local" or len(events) < 2:
+        return False
+    ping, pong = events[-2], events[-1]
+    return (
+        ping.kind == "ping_sent"
+        and pong.kind == "pong_received"
+        and conn.ending.age_s - pong.t <= CLOSED_AFTER_PONG_S
+    )
 
 
 # --- timelines ---------------------------------------------------------------------------
@@ -376,10 +397,7 @@ def _quiet_from(conn: ConnectionRecord) -> float:
 
 def _run_extent(observations: Observations) -> float:
     ends = [
-        c.opened_at + c.ending.age_s
-        for p in observations.paths
-        for s in p.stages
-        for c in s.connections
+        c.opened_at + _end_t(c) for p in observations.paths for s in p.stages for c in s.connections
     ]
     ends += [s.started_at + s.duration_s for p in observations.paths for s in p.stages]
     return _axis_end(max([*ends, 0.5]))
@@ -426,7 +444,7 @@ def run_timeline(observations: Observations) -> Timeline | None:
             y += STAGE_H
             for conn in stage.connections:
                 opened = conn.opened_at
-                ended = opened + conn.ending.age_s
+                ended = opened + _end_t(conn)
                 marks, busy = _marks(conn, lambda t, o=opened: scale(o + t))
                 lanes.append(
                     Lane(
@@ -482,7 +500,7 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
     for _, stage in chosen:
         for conn in stage.connections:
             start = _quiet_from(conn)
-            positions[id(conn)] = (start, max(0.0, conn.ending.age_s - start))
+            positions[id(conn)] = (start, max(0.0, _end_t(conn) - start))
     clusters = [c for c in verdict.idle_clusters if c.clock != "age"]
     longest = max(
         [v[1] for v in positions.values()]
