@@ -207,6 +207,15 @@ class Row:
 class Remedy:
     text: str
     snippets: list[tuple[str, str]]  # (title, config)
+    commands: list[str] = field(default_factory=list)  # copyable commands quoted in the text
+
+    @property
+    def parts(self) -> list[tuple[str, bool]]:
+        """The text in pieces: ``(text, True)`` for what the remedy quotes as `code`."""
+        pieces = self.text.split("`")
+        if len(pieces) % 2 == 0:  # an unpaired backtick: no code at all
+            return [(self.text, False)]
+        return [(piece, i % 2 == 1) for i, piece in enumerate(pieces) if piece]
 
 
 @dataclass
@@ -645,8 +654,20 @@ def connection_rows(observations: Observations) -> list[Row]:
     return rows
 
 
+INLINE_CONFIG = re.compile(
+    r"^(?P<prose>.*?[.)])\s+(?P<name>[A-Z][\w .-]{0,30}|nginx): (?P<config>[^:]*;.*)$"
+)
+"""A remedy that ends with a product's configuration: ``... proxy. nginx: a 1; b 2;``."""
+COMMAND = re.compile(r"^[\w./-]+(?: |=)\S")
+"""Quoted text that reads as a command or a setting to copy (``ulimit -n 65536``)."""
+
+
 def _remedies(remedies: list[str]) -> list[Remedy]:
-    """Each remedy; a configuration snippet from the knowledge base shown in its own block."""
+    """Each remedy, with the configuration it names in copyable blocks.
+
+    A snippet the knowledge base holds (whole in the remedy, or for a setting the remedy names),
+    a product's configuration at the end of the remedy, and commands quoted in backticks.
+    """
     result = []
     for text in remedies:
         if not text:
@@ -657,12 +678,19 @@ def _remedies(remedies: list[str]) -> list[Remedy]:
             prose = text.replace(known.snippet, "").rstrip(": ").strip()
             result.append(Remedy(prose, [(known.name, known.snippet)]))
             continue
+        inline = INLINE_CONFIG.match(text)
+        if inline:
+            config = re.sub(r";\s+", ";\n", inline["config"].strip())
+            result.append(Remedy(inline["prose"], [(inline["name"], config)]))
+            continue
         snippets = [
             (f"{i.name}: {i.setting}", i.snippet)
             for i in INTERMEDIARIES
             if any(_mentions(text, piece) for piece in _setting_names(i.setting))
         ]
-        result.append(Remedy(text, snippets))
+        remedy = Remedy(text, snippets)
+        remedy.commands = [piece for piece, code in remedy.parts if code and COMMAND.match(piece)]
+        result.append(remedy)
     return result
 
 
