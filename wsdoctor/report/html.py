@@ -904,9 +904,19 @@ def _section(
     )
 
 
+LEAF_OBJECT = re.compile(r"\{\n[^{}\[\]]*?\n *\}")
+"""A JSON object with no object or list inside (an event, an ending) over several lines."""
+
+
+def _json(data: Any) -> str:
+    """Indented JSON with every leaf object on one line (events stay one per line)."""
+    text = json.dumps(data, indent=1)
+    return LEAF_OBJECT.sub(lambda m: "{" + " ".join(m.group(0)[1:-1].split()) + "}", text)
+
+
 def _raw(report: dict[str, Any]) -> tuple[str, bool]:
     """The report as JSON for the page; trimmed (events, old disconnects) when very large."""
-    text = json.dumps(report, indent=1)
+    text = _json(report)
     if len(text) <= RAW_LIMIT_BYTES:
         return text, False
     trimmed = json.loads(text)
@@ -918,7 +928,7 @@ def _raw(report: dict[str, Any]) -> tuple[str, bool]:
         watch = target.get("watch")
         if watch and watch.get("disconnects"):
             watch["disconnects"] = watch["disconnects"][-WATCH_TABLE_ROWS:]
-    return json.dumps(trimmed, indent=1), True
+    return _json(trimmed), True
 
 
 def render_html(report: dict[str, Any]) -> str:
