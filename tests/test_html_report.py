@@ -109,8 +109,8 @@ def watch_report(drops: int) -> dict:
 
 
 def lanes(page: str) -> dict[str, int]:
-    """How many lanes each timeline draws: ``{"run": n, "idle": m}``."""
-    found = re.findall(r'<figure class="timeline (run|idle)">.*?data-lanes="(\d+)"', page, re.S)
+    """How many lanes each timeline draws: ``{"idle": n, "age": a, "run": m}``."""
+    found = re.findall(r'<figure class="timeline (\w+)">.*?data-lanes="(\d+)"', page, re.S)
     return {clock: int(count) for clock, count in found}
 
 
@@ -242,7 +242,9 @@ def test_every_kind_of_run_gives_a_sound_page(scenario: str) -> None:
     page = render_html(report)
     text = assert_sound_page(page)
     assert report["verdict"]["summary"] in text
-    assert lanes(page).get("run", 0) == connection_count(report)
+    drawn = lanes(page)
+    assert drawn.get("run", 0) == connection_count(report)
+    assert ("age" in drawn) == (report["verdict"]["lifetime_cap_s"] is not None)
     assert len(page.encode()) < ONE_MIB
 
 

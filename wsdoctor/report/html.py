@@ -497,6 +497,18 @@ def run_timeline(observations: Observations) -> Timeline | None:
 
 def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | None:
     """The idle and heartbeat connections aligned on idle age: drops at one timeout in a column."""
+    return _aligned_timeline(observations, verdict, "idle")
+
+
+def age_timeline(observations: Observations, verdict: Verdict) -> Timeline | None:
+    """The same connections aligned on their age, when drops line up on it (a lifetime cap)."""
+    if verdict.lifetime_cap_s is None and not any(c.clock == "age" for c in verdict.idle_clusters):
+        return None
+    return _aligned_timeline(observations, verdict, "age")
+
+
+def _aligned_timeline(observations: Observations, verdict: Verdict, clock: str) -> Timeline | None:
+    """Idle and heartbeat connections on one clock: idle age, or connection age."""
     chosen = [
         (path, stage)
         for path in observations.paths
@@ -508,13 +520,16 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
     positions: dict[int, tuple[float, float]] = {}
     for _, stage in chosen:
         for conn in stage.connections:
-            start = _quiet_from(conn)
+            start = _quiet_from(conn) if clock == "idle" else 0.0
             positions[id(conn)] = (start, max(0.0, _end_t(conn) - start))
-    clusters = [c for c in verdict.idle_clusters if c.clock != "age"]
+    if clock == "idle":
+        clusters = [c for c in verdict.idle_clusters if c.clock != "age"]
+        figure_s, figure_name = verdict.idle_timeout_s, "idle timeout"
+    else:
+        clusters = [c for c in verdict.idle_clusters if c.clock == "age"]
+        figure_s, figure_name = verdict.lifetime_cap_s, "lifetime cap"
     longest = max(
-        [v[1] for v in positions.values()]
-        + [c.high_s for c in clusters]
-        + [verdict.idle_timeout_s or 0.0, 0.5]
+        [v[1] for v in positions.values()] + [c.high_s for c in clusters] + [figure_s or 0.0, 0.5]
     )
     end = _axis_end(longest * 1.05)
 
@@ -530,7 +545,7 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
     for path, stage in chosen:
         if path.name != current:
             if current is not None:
-                bands += _bands(clusters, current, path_top, y, scale, verdict)
+                bands += _bands(clusters, current, path_top, y, scale, figure_s, clock)
             current = path.name
             headers.append(Header(y, _path_title(path), 1))
             y += PATH_H
@@ -541,7 +556,7 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
         headers.append(header)
         y += STAGE_H
         for conn in stage.connections:
-            start, idle = positions[id(conn)]
+            start, length = positions[id(conn)]
             marks, busy = _marks(conn, lambda t, s=start: scale(t - s) if t >= s else None)
             lanes.append(
                 Lane(
@@ -549,9 +564,11 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
                     id=conn.id,
                     label=_short(conn.id),
                     x0=_r(scale(0.0)),
-                    x1=_r(scale(idle)),
+                    x1=_r(scale(length)),
                     end_kind=conn.ending.kind,
-                    end_title=f"{_end_title(conn)}; quiet for {idle:.2f} s when it ended",
+                    end_title=f"{_end_title(conn)}; quiet for {length:.2f} s when it ended"
+                    if clock == "idle"
+                    else _end_title(conn),
                     code=conn.ending.code,
                     marks=marks,
                     busy=busy,
@@ -563,32 +580,40 @@ def idle_timeline(observations: Observations, verdict: Verdict) -> Timeline | No
         header.height = y - header.y
         y += GROUP_GAP
     if current is not None:
-        bands += _bands(clusters, current, path_top, y - GROUP_GAP, scale, verdict)
+        bands += _bands(clusters, current, path_top, y - GROUP_GAP, scale, figure_s, clock)
     figure = None
-    if verdict.idle_timeout_s is not None:
-        figure = Tick(
-            _r(scale(verdict.idle_timeout_s)), f"idle timeout {verdict.idle_timeout_s:.1f} s"
-        )
+    if figure_s is not None:
+        figure = Tick(_r(scale(figure_s)), f"{figure_name} {figure_s:.1f} s")
     drops = sum(1 for lane in lanes if lane.dropped)
     columns = "; ".join(b.label for b in bands) or "no cluster of drops"
+    drawn = (
+        "each drawn from the start of its last quiet stretch to its end"
+        if clock == "idle"
+        else "each drawn from its handshake to its end"
+    )
     return Timeline(
-        clock="idle",
-        title="The same connections by idle age",
-        description=f"{len(lanes)} idle, heartbeat and traffic connections, each drawn from the "
-        f"start of its last quiet stretch to its end; {drops} were ended by the other side. "
-        f"Clusters of drops: {columns}.",
+        clock=clock,
+        title=f"The same connections by {'idle age' if clock == 'idle' else 'connection age'}",
+        description=f"{len(lanes)} idle, heartbeat and traffic connections, {drawn}; {drops} "
+        f"were ended by the other side. Clusters of drops: {columns}.",
         height=y + 4,
         ticks=_ticks(end, scale),
         headers=headers,
         lanes=lanes,
         bands=bands,
         figure=figure,
-        axis_label="idle (no byte either way)",
+        axis_label="idle (no byte either way)" if clock == "idle" else "age (since the handshake)",
     )
 
 
 def _bands(
-    clusters: list[IdleCluster], path: str, y0: float, y1: float, scale: Any, verdict: Verdict
+    clusters: list[IdleCluster],
+    path: str,
+    y0: float,
+    y1: float,
+    scale: Any,
+    figure_s: float | None,
+    clock: str,
 ) -> list[Band]:
     bands = []
     for cluster in clusters:
@@ -603,13 +628,10 @@ def _bands(
         )
         label = f"{cluster.idle_s:.1f} s: {cluster.connections} ({cluster.share * 100:.0f} %)"
         title = (
-            f"{path}: {cluster.connections} connection(s) dropped at idle {cluster.low_s:.2f}"
+            f"{path}: {cluster.connections} connection(s) dropped at {clock} {cluster.low_s:.2f}"
             f"-{cluster.high_s:.2f} s ({cluster.share * 100:.0f} % of idle connections; {how})"
         )
-        binding = (
-            verdict.idle_timeout_s is not None
-            and abs(cluster.idle_s - verdict.idle_timeout_s) < 1e-6
-        )
+        binding = figure_s is not None and abs(cluster.idle_s - figure_s) < 1e-6
         bands.append(Band(_r(x0), _r(x1), y0, y1, label, title, binding))
     return bands
 
@@ -882,7 +904,11 @@ def _section(
     observations = observations_from_dict(report)
     diagnosis = diagnosis_from_dict(report)
     verdict = diagnosis.verdict
-    views = (idle_timeline(observations, verdict), run_timeline(observations))
+    views = (
+        idle_timeline(observations, verdict),
+        age_timeline(observations, verdict),
+        run_timeline(observations),
+    )
     timelines = [t for t in views if t is not None]
     rows = connection_rows(observations)
     return Section(
