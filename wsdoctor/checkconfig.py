@@ -10,10 +10,11 @@ No network here: every error is a ``ConfigError`` with one line fit for the user
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -155,7 +156,7 @@ class _Layer:
 
     def headers(self, key: str, raw: object) -> dict[str, str]:
         """Headers from a table (file) or ``Name: value`` strings (command line)."""
-        pairs = raw.items() if isinstance(raw, dict) else None
+        pairs: Iterable[tuple[Any, Any]] | None = raw.items() if isinstance(raw, dict) else None
         if pairs is None:
             if not isinstance(raw, list):
                 raise ConfigError(f"{self.describe(key)} must be a table of name = value")
@@ -212,6 +213,10 @@ class _Layer:
                     raise ConfigError(f"{self.describe(key)} must be a non-empty single line")
                 self.values[key] = name
         return self
+
+
+def _labelled(label: str, key: str) -> str:
+    return f"{label} {key}"
 
 
 def _default_name(url: str) -> str:
@@ -321,7 +326,7 @@ def file_targets(
         label = f"{path}: [[target]] {index}"
         if isinstance(table.get("name"), str):
             label += f" ({table['name']!r})"
-        layer = _Layer(lambda key, label=label: f"{label} {key}", environ).read(table, TARGET_KEYS)
+        layer = _Layer(functools.partial(_labelled, label), environ).read(table, TARGET_KEYS)
         url = layer.values.get("url")
         name = layer.values.get("name") or (_default_name(url) if url else str(index))
         if any(t.name == name for t in targets):

@@ -109,14 +109,14 @@ class WatchMetrics:
 
     def stopped(self) -> None:
         """The watch ended: no connection is up any more."""
-        for sample in self.up.collect()[0].samples:
+        for sample in list(self.up.collect())[0].samples:
             self.up.labels(sample.labels["connection"]).set(0)
 
     def serve(self, host: str, port: int) -> MetricsServer:
         """Serve the metrics over HTTP on ``host:port`` from a daemon thread."""
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         server_class = type("MetricsWSGIServer", (WSGIServer,), {"address_family": family})
-        server = make_server(
+        server: WSGIServer = make_server(
             host, port, make_wsgi_app(self.registry), server_class, handler_class=_QuietHandler
         )
         thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)

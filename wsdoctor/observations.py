@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 EndKind = Literal["close_frame", "eof", "reset", "silent", "local", "handshake_failed", "open"]
 """How a connection ended. ``open`` means it was still open when its stage finished."""
@@ -277,11 +277,14 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
             continue
         if key in nested and isinstance(value, (dict, list)):
             inner, many = nested[key]
-            value = [_build(inner, v) for v in value] if many else _build(inner, value)
+            if many:
+                value = [_build(inner, v) for v in value]
+            else:
+                value = _build(inner, cast("dict[str, Any]", value))
         kwargs[key] = value
     return cls(**kwargs)
 
 
 def observations_from_dict(data: dict[str, Any]) -> Observations:
     """Rebuild observations from the ``to_dict`` form (for example a saved report's paths)."""
-    return _build(Observations, data)
+    return cast(Observations, _build(Observations, data))

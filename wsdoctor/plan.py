@@ -307,11 +307,12 @@ def entry_points(direct_url: str, entries: list[str]) -> list[tuple[str, str, st
 
 def environment_proxy(url: str) -> str | None:
     """The forward proxy the environment sets for ``url`` (HTTPS_PROXY, ALL_PROXY, NO_PROXY)."""
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+    from urllib import request
 
     parts = urlsplit(url)
-    proxies = getproxies_environment()
-    if parts.hostname and proxy_bypass_environment(parts.hostname, proxies):
+    proxies = request.getproxies_environment()
+    bypass = request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+    if parts.hostname and bypass(parts.hostname, proxies):
         return None
     scheme = "https" if parts.scheme == "wss" else "http"
     return proxies.get(scheme) or proxies.get("all") or None

@@ -52,19 +52,18 @@ class PendingTask:
 
     def where(self) -> str:
         """Its innermost wsdoctor frame (or its innermost frame)."""
-        ours = [f for f in self.chain if f.ours]
-        frame = (ours or list(self.chain) or [None])[-1]
-        return str(frame) if frame is not None else "(not started)"
+        frames = [f for f in self.chain if f.ours] or list(self.chain)
+        return str(frames[-1]) if frames else "(not started)"
 
 
 def _frame(frame: FrameType | None, fallback: Any) -> Frame | None:
     if frame is not None:
         code = frame.f_code
         return Frame(code.co_name, code.co_filename, frame.f_lineno)
-    code = getattr(fallback, "cr_code", None) or getattr(fallback, "gi_code", None)
-    if code is None:
+    start = getattr(fallback, "cr_code", None) or getattr(fallback, "gi_code", None)
+    if start is None:
         return None
-    return Frame(code.co_name, code.co_filename, code.co_firstlineno)
+    return Frame(start.co_name, start.co_filename, start.co_firstlineno)
 
 
 def coroutine_chain(coro: Any) -> tuple[tuple[Frame, ...], str]:

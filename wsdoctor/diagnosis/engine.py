@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wsdoctor.diagnosis.model import Diagnosis, Verdict
+from wsdoctor.diagnosis.model import Diagnosis, Status, Verdict
 from wsdoctor.diagnosis.precedence import strength
 from wsdoctor.diagnosis.rules import RULES, Judgement, Rule
 from wsdoctor.observations import Observations
@@ -27,7 +27,7 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
             confidence=0.0,
             remedies=["Run the probe again, for longer (--max-idle), without interrupting it."],
         )
-    status = best.status or ("healthy" if best.culprit == "none" else "problem")
+    status: Status = best.status or ("healthy" if best.culprit == "none" else "problem")
     confidence = best.confidence
     summary = best.summary
     if best.culprit == "none" and interrupted:
@@ -37,7 +37,7 @@ def _verdict_from(best: Judgement | None, doubt: bool, interrupted: bool) -> Ver
         confidence = round(confidence * DOUBT_PENALTY, 2)
         summary = f"Unsure, the probe itself stalled. {summary}"
     return Verdict(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         culprit=best.culprit or "none",
         hop=best.hop,
         summary=summary,

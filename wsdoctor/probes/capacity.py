@@ -69,7 +69,7 @@ class CapacityPlan:
 
 def ramp_levels(max_connections: int) -> list[int]:
     """Concurrency levels to try: 10, 20, 50, 100 ... below ``max_connections``, then it."""
-    levels = []
+    levels: list[int] = []
     decade = 10
     while decade < max_connections:
         levels.extend(m * decade for m in (1, 2, 5) if m * decade < max_connections)

@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from websockets.exceptions import ConnectionClosed
 
@@ -361,20 +362,19 @@ def _results(
     lag: LoopLagMonitor,
     interrupted: bool,
 ) -> tuple[StageResult, StageResult]:
-    common = {
-        "started_at": round(began - run.run_started, 4),
-        "duration_s": round(stage_end - began, 4),
-        "loop_lag": lag.result(),
-        "ping_timeout_s": run.ping_timeout_s,
-        "max_idle_s": run.plan.idle.max_idle_s,
-        "interrupted": interrupted,
-    }
-    idle_ids = [s.record_id for s in run.slots if s.role in ("sentinel", "rung")]
-    keep_ids = [s.record_id for s in run.slots if s.role in ("heartbeat", "traffic")]
-    idle = StageResult(
-        name="idle", connections=[records[i] for i in idle_ids if i in records], **common
-    )
-    heartbeat = StageResult(
-        name="heartbeat", connections=[records[i] for i in keep_ids if i in records], **common
-    )
-    return idle, heartbeat
+    loop_lag = lag.result()
+
+    def stage(name: Literal["idle", "heartbeat"], roles: tuple[str, ...]) -> StageResult:
+        ids = [s.record_id for s in run.slots if s.role in roles]
+        return StageResult(
+            name=name,
+            started_at=round(began - run.run_started, 4),
+            duration_s=round(stage_end - began, 4),
+            connections=[records[i] for i in ids if i in records],
+            loop_lag=loop_lag,
+            ping_timeout_s=run.ping_timeout_s,
+            max_idle_s=run.plan.idle.max_idle_s,
+            interrupted=interrupted,
+        )
+
+    return stage("idle", ("sentinel", "rung")), stage("heartbeat", ("heartbeat", "traffic"))

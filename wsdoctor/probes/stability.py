@@ -17,6 +17,7 @@ import contextlib
 import functools
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from websockets.exceptions import ConnectionClosed
 
@@ -49,7 +50,7 @@ class _Sampler:
         """Send one ping without waiting for its pong."""
         number = len(self.sent_times)
         sent_at = time.monotonic()
-        waiter = await self.probe.conn.ping()
+        waiter = cast("asyncio.Future[float]", await self.probe.conn.ping())
         self.probe.conn.mark_sent()
         self.probe.log("ping_sent")
         self.outstanding[number] = sent_at

@@ -158,7 +158,7 @@ def _stage_table(path: PathResult) -> Table:
 
 
 def _stage_results(stage: StageResult) -> list[str]:
-    lines = []
+    lines: list[str] = []
     if stage.name == "handshake":
         lines.extend(describe_handshake(c.handshake) for c in stage.connections)
     lines.extend(describe_rtt(rtt) for rtt in stage.rtt)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from wsdoctor.diagnosis.model import Verdict
 from wsdoctor.observations import (
@@ -40,7 +42,7 @@ def format_confidence(confidence: float) -> str:
 
 def verdict_figures(verdict: Verdict) -> list[tuple[str, str]]:
     """The verdict's measured figures as (label, value) pairs, leaving out unmeasured ones."""
-    figures = [
+    figures: list[tuple[str, float | None, Callable[[Any], str]]] = [
         ("Idle timeout", verdict.idle_timeout_s, format_seconds),
         ("Lifetime cap", verdict.lifetime_cap_s, format_seconds),
         ("Connection limit", verdict.connection_limit, str),
@@ -51,7 +53,7 @@ def verdict_figures(verdict: Verdict) -> list[tuple[str, str]]:
 
 def describe_failure(failure: HandshakeFailure) -> str:
     """Why a handshake failed: reason, HTTP status when there was one, and the message."""
-    text = failure.reason
+    text: str = failure.reason
     if failure.status is not None:
         text += f" {failure.status}"
     if failure.message:

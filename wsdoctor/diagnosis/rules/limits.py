@@ -71,8 +71,8 @@ def _hop(
     unplaced, and the second value says why.
     """
     ending, value = failed.ending, failed.value
-    others = [(p, p.stage(stage_name)) for p in obs.paths if p is not path]
-    others = [(p, stage) for p, stage in others if stage is not None]
+    staged = [(p, p.stage(stage_name)) for p in obs.paths if p is not path]
+    others = [(p, stage) for p, stage in staged if stage is not None]
     if not _is_direct(path) and any(
         s.ok and s.value >= value for _, stage in others for s in stage.steps
     ):
