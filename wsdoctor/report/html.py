@@ -875,7 +875,7 @@ def watch_view(log: WatchLog) -> dict[str, Any]:
     tallest = max((sum(b.values()) for b in bins), default=1) or 1
     chart_h = 160
     for index, counter in enumerate(bins):
-        base = AXIS_H + chart_h
+        base = float(AXIS_H + chart_h)
         for kind, n in counter.most_common():
             h = n / tallest * chart_h
             base -= h
