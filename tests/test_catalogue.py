@@ -25,7 +25,14 @@ from observation_builders import (
     observations,
 )
 
-from wsdoctor.diagnosis.catalogue import CATALOGUE, REAL_NETWORK_ONLY, Entry, code_of, finding
+from wsdoctor.diagnosis.catalogue import (
+    CATALOGUE,
+    PIPELINE,
+    REAL_NETWORK_ONLY,
+    Entry,
+    code_of,
+    finding,
+)
 from wsdoctor.diagnosis.engine import diagnose
 from wsdoctor.diagnosis.model import CULPRITS, Finding
 from wsdoctor.diagnosis.rules import RULES
@@ -323,7 +330,7 @@ def _seen() -> dict[str, set[str]]:
 
 def test_every_finding_fits_a_catalogue_entry_and_every_entry_is_reported() -> None:
     seen = _seen()
-    never = sorted(set(CATALOGUE) - set(seen) - set(REAL_NETWORK_ONLY))
+    never = sorted(set(CATALOGUE) - set(seen) - set(REAL_NETWORK_ONLY) - set(PIPELINE))
     assert not never, f"catalogue entries no observation set reports: {never}"
 
 
@@ -335,14 +342,24 @@ def test_findings_over_arbitrary_observations_fit_catalogue_entries(obs: Observa
 
 
 def test_entries_for_real_networks_only_are_in_the_catalogue_and_say_where() -> None:
-    for key, where in REAL_NETWORK_ONLY.items():
+    for key, where in {**REAL_NETWORK_ONLY, **PIPELINE}.items():
         assert key in CATALOGUE and where.strip(), key
+
+
+def test_the_pipelines_internal_error_reads_as_its_catalogue_entry() -> None:
+    from wsdoctor.execute import internal_error_finding
+
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        made = internal_error_finding(exc)
+    assert _entries_matching(made) == ["internal_error"]
 
 
 def test_every_rule_declares_catalogue_entries_and_together_they_cover_it() -> None:
     declared = [key for rule in RULES for key in rule.findings]
     assert set(declared) <= set(CATALOGUE), set(declared) - set(CATALOGUE)
-    assert set(CATALOGUE) <= set(declared), set(CATALOGUE) - set(declared)
+    assert set(CATALOGUE) - set(PIPELINE) <= set(declared), set(CATALOGUE) - set(declared)
     assert len({rule.code for rule in RULES}) == len(RULES)
     assert all(rule.title for rule in RULES)
 

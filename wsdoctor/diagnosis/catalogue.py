@@ -12,7 +12,8 @@ findings. ``summary`` and ``advice`` are the verdict's sentence and remedies, ke
 rule proposes its verdict from the entry alone (the handshake rules).
 
 Entries listed in ``REAL_NETWORK_ONLY`` are produced only from facts that hand-written
-observation sets do not cover; tests check that every other entry is produced by one.
+observation sets do not cover, and those in ``PIPELINE`` by the run pipeline about the run
+itself; tests check that a hand-written observation set produces every other entry.
 """
 
 from __future__ import annotations
@@ -548,10 +549,28 @@ CATALOGUE: dict[str, Entry] = {
         "Check the URL, DNS, the network path and that the server listens. " + _HANDSHAKE_ADVICE,
         "unreachable",
     ),
+    # --- the run pipeline itself (wsdoctor/execute.py, wsdoctor/runguard.py) ------------------
+    "internal_error": Entry(
+        "wsdoctor failed before the end of the run",
+        "error",
+        "Rerun with --debug for the traceback and report it as a bug.",
+    ),
+    "run_budget_exceeded": Entry(
+        "The run was cut at its budget of {budget:g} s before it finished ({where})",
+        "error",
+        "Rerun with --debug to see where it was stuck, and attach the stack dump to a bug "
+        "report; raise --max-time if the network is just slow.",
+    ),
 }
 
 REAL_NETWORK_ONLY: dict[str, str] = {}
 """Entries no hand-written observation set produces, and the real-network path that does."""
+
+PIPELINE: dict[str, str] = {
+    "internal_error": "wsdoctor/execute.py, when gathering, a rule or clean-up fails",
+    "run_budget_exceeded": "wsdoctor/runguard.py, when the run budget (--max-time) fires",
+}
+"""Entries the run pipeline reports about the run itself, not any rule."""
 
 
 def code_of(key: str) -> str:
