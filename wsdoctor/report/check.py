@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 import typer
 
+from wsdoctor.units import seconds_tenths
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -37,7 +39,7 @@ def progress_table(targets: Sequence[TargetProgress]) -> Table:
         grid.add_row(
             target.name,
             target.stage,
-            f"{target.status.elapsed():.1f} s",
+            seconds_tenths(target.status.elapsed()),
             str(sum(p.open_connections for p in paths)),
             str(sum(p.drops for p in paths)),
         )

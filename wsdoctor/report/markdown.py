@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from wsdoctor.diagnosis.expectations import Outcome, TargetCheck, worst
 from wsdoctor.report.text import format_confidence, verdict_figures
+from wsdoctor.units import seconds_tenths
 
 ICONS: dict[Outcome, str] = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -54,7 +55,7 @@ def _target(check: TargetCheck) -> list[str]:
         for p in check.observations.paths
     ]
     if paths:
-        took = f"{check.observations.duration_s:.1f} s"
+        took = seconds_tenths(check.observations.duration_s)
         lines += [f"Probed {', '.join(paths)} in {took}.", ""]
     lines += ["| Expectation | Required | Measured | Result |", "|---|---|---|---|"]
     lines += [

@@ -22,6 +22,7 @@ from wsdoctor.observations import Disconnect, Ending, Observations, WatchLog
 from wsdoctor.report.terminal import findings_text
 from wsdoctor.report.text import describe_ending, format_confidence, verdict_figures
 from wsdoctor.units import clock as _duration
+from wsdoctor.units import seconds_tenths
 
 if TYPE_CHECKING:
     from wsdoctor.probes.watch import WatchStatus
@@ -68,7 +69,7 @@ def _drop_text(drop: Disconnect, cause: str) -> str:
     ending = drop.ending
     how = _short_ending(ending)
     if ending.kind != "handshake_failed":
-        how += f" at age {ending.age_s:.1f} s"
+        how += f" at age {seconds_tenths(ending.age_s)}"
     return f"{drop.at_s:8.1f} s  #{drop.connection}  {how} -> {cause}"
 
 
@@ -120,7 +121,7 @@ def event_line(event: dict[str, Any]) -> str | None:
         cause = event.get("cause")
         return (
             f"{head} dropped: {describe_ending(ending)} at age {ending.age_s:.1f} s, "
-            f"idle {ending.idle_s:.1f} s" + (f" -> {cause}" if cause else "")
+            f"idle {seconds_tenths(ending.idle_s)}" + (f" -> {cause}" if cause else "")
         )
     if kind == "reconnect_attempt":
         return (
@@ -188,7 +189,7 @@ def _disconnects(log: WatchLog, causes: list[str]) -> Table:
     rows = list(zip(log.disconnects, causes))[-SUMMARY_DISCONNECTS:]
     for drop, cause in rows:
         table.add_row(
-            f"{drop.at_s:.1f} s",
+            seconds_tenths(drop.at_s),
             str(drop.connection),
             _short_ending(drop.ending),
             f"{drop.ending.age_s:.1f} / {drop.ending.idle_s:.1f} s",
