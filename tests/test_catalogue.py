@@ -334,6 +334,17 @@ def test_every_finding_fits_a_catalogue_entry_and_every_entry_is_reported() -> N
     assert not never, f"catalogue entries no observation set reports: {never}"
 
 
+def test_a_judgement_proposes_the_culprit_its_findings_entry_supports() -> None:
+    for name, obs in _corpus():
+        for rule in RULES:
+            for judgement in rule(obs):
+                if judgement.culprit is None:
+                    continue
+                keys = _entries_matching(judgement.finding)
+                supported = {CATALOGUE[key].culprit for key in keys}
+                assert supported == {judgement.culprit}, (name, keys, judgement.culprit)
+
+
 @properties_tests.SETTINGS
 @given(properties_tests.observation_sets())
 def test_findings_over_arbitrary_observations_fit_catalogue_entries(obs: Observations) -> None:
