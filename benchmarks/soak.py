@@ -39,6 +39,8 @@ MAX_IDLE_S = 4.0
 DEFAULT_RUNS = 100
 DEFAULT_MAX_TIME_S = 60.0
 KILL_AFTER_S = 30.0
+KEEP = Path(os.environ.get("WSDOCTOR_SOAK_KEEP", "/tmp/wsdoctor-soak-cuts"))
+"""Where the report, stack dump and stderr of a run cut by its budget are kept."""
 BUDGET_LINE = re.compile(r"run budget ([0-9.]+) s")
 
 
@@ -145,8 +147,13 @@ async def _run_once(
     except (OSError, ValueError, KeyError):
         result.note = "no JSON report"
     if result.cut:
-        result.note = f"cut by its budget; stacks: {report}.stacks.txt"
-        report.rename(report.with_suffix(f".cut{int(time.time())}.json"))
+        KEEP.mkdir(parents=True, exist_ok=True)
+        kept = KEEP / f"cut-{int(time.time() * 1000)}"
+        report.rename(kept.with_suffix(".json"))
+        with contextlib.suppress(OSError):
+            Path(f"{report}.stacks.txt").rename(kept.with_suffix(".stacks.txt"))
+        kept.with_suffix(".stderr.txt").write_text(text)
+        result.note = f"cut by its budget; report, stacks and stderr kept as {kept}.*"
     return result
 
 
