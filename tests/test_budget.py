@@ -284,3 +284,34 @@ def test_a_process_that_cannot_exit_after_its_report_is_ended(
     assert "did not exit after its report was written" in result.stderr
     assert seconds < EXIT_GRACE_S + 30
     validate_report(json.loads(report_path.read_text()))
+
+
+def test_a_stage_that_swallowed_its_cancellation_is_cancelled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.11's wait_for can swallow a cancel (seen in the soak): the runner's backstop."""
+    from wsdoctor.observations import PathResult, StageResult
+    from wsdoctor.probes import runner
+
+    monkeypatch.setattr(runner, "STAGE_SLACK_S", 0.1)
+    swallowed: list[bool] = []
+
+    async def slot() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)  # as wait_for does when its result races the cancel
+
+    async def stage() -> None:
+        task = asyncio.create_task(slot())
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # the idle stage's final wait
+
+    result = PathResult(name="direct", url="ws://127.0.0.1:9/")
+    result.stages.append(StageResult(name="idle", started_at=0.0, duration_s=0.0))
+    asyncio.run(asyncio.wait_for(runner._bounded(stage(), 0.2, result), 10))
+    assert swallowed and "did not stop by its own deadline" in result.stages[0].notes[0]

@@ -107,14 +107,7 @@ def plan_budget(plan: Any, max_time_s: float | None = None) -> Budget:
         sampling = samples * (ECHO_PING_TIMEOUT_S + SAMPLE_GAP_S)
         replies = (samples // 2 + 1) * REPLY_TIMEOUT_S
         parts.append(("echo", open_s + sampling + replies + CLOSE_S))
-    beside = [("fingerprint", min(HTTP_FINGERPRINT_S, open_s) + CLOSE_S)]
-    if stages & {"idle", "heartbeat"}:
-        idle = plan.idle.max_idle_s + MAX_PING_TIMEOUT_S + open_s + CLOSE_S
-        beside.append(("idle", idle))
-    if "stability" in stages:
-        beside.append(("stability", plan.stability.duration_s + open_s + MAX_PING_TIMEOUT_S))
-    name, longest = max(beside, key=lambda part: part[1])
-    parts.append((name, longest))
+    parts.append(beside_budget(plan))
     paths = len(plan.paths)
     failing = open_s + 2 * MAX_PING_TIMEOUT_S + CLOSE_S
     if "size" in stages:
@@ -126,6 +119,21 @@ def plan_budget(plan: Any, max_time_s: float | None = None) -> Budget:
         per_path = len(plan.load.rates) * (plan.load.burst_s + STEP_S) + open_s + failing
         parts.append(("rate", paths * per_path))
     return limited(parts, max_time_s)
+
+
+def beside_budget(plan: Any) -> tuple[str, float]:
+    """The longest of the stages that run side by side on a path, and its worst case.
+
+    Idle (``max_idle + ping timeout + open timeout``, then closes), stability (its duration,
+    an open, a ping timeout) and the plain HTTP fingerprint.
+    """
+    open_s = plan.connect.open_timeout_s
+    beside = [("fingerprint", min(HTTP_FINGERPRINT_S, open_s) + CLOSE_S)]
+    if set(plan.stages) & {"idle", "heartbeat"}:
+        beside.append(("idle", plan.idle.max_idle_s + MAX_PING_TIMEOUT_S + open_s + CLOSE_S))
+    if "stability" in plan.stages:
+        beside.append(("stability", plan.stability.duration_s + open_s + MAX_PING_TIMEOUT_S))
+    return max(beside, key=lambda part: part[1])
 
 
 def capacity_budget(capacity_plan: Any, open_timeout_s: float, max_time_s: float | None) -> Budget:

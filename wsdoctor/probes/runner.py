@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable
 from datetime import datetime, timezone
 
+from wsdoctor.budget import beside_budget
 from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import Observations, PathResult, StageResult
 from wsdoctor.plan import PathSpec, Plan
@@ -22,6 +23,8 @@ from wsdoctor.probes.stability import stability_stage
 from wsdoctor.probes.status import PathStatus, RunStatus
 from wsdoctor.redact import redact_url
 
+STAGE_SLACK_S = 10.0
+"""How far past its worst case a group of stages may run before it is cancelled."""
 MIN_PING_TIMEOUT_S = 1.0
 MAX_PING_TIMEOUT_S = 10.0
 TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
@@ -84,8 +87,28 @@ async def run_path(
             path, plan, run_started, ping_timeout_for(echo), status, result.stages
         )
     status.stage = " + ".join(name for name in beside if name != "fingerprint") or "fingerprint"
-    await asyncio.gather(*beside.values())
+    await _bounded(asyncio.gather(*beside.values()), beside_budget(plan)[1], result)
     status.stage = "done"
+
+
+async def _bounded(work: Awaitable[object], limit_s: float, result: PathResult) -> None:
+    """Await ``work`` at most ``limit_s`` (plus slack); past that, cancel it and note why.
+
+    Each stage ends itself by its own deadline. This is the backstop for a stage that does
+    not stop: on Python 3.11, ``asyncio.wait_for`` swallows a cancellation that arrives in the
+    same loop iteration as its result, so a stage that cancels its connections' tasks once
+    and waits for them can wait forever (seen in benchmarks/soak.py). Cancelling again here
+    reaches those tasks a second time.
+    """
+    try:
+        await asyncio.wait_for(work, limit_s + STAGE_SLACK_S)
+    except asyncio.TimeoutError:
+        for stage in result.stages:
+            if stage.name in ("idle", "heartbeat", "stability"):
+                stage.notes.append(
+                    f"did not stop by its own deadline ({limit_s + STAGE_SLACK_S:g} s): "
+                    "its remaining tasks were cancelled"
+                )
 
 
 async def _test_hang(stage: str) -> None:
