@@ -142,8 +142,11 @@ async def _run_once(
     match = BUDGET_LINE.search(text)
     result = Result(seconds, process.returncode, budget_s=float(match.group(1)) if match else None)
     try:
-        findings = json.loads(report.read_text())["findings"]
-        result.cut = any(f["code"] == "run_budget_exceeded" for f in findings)
+        written = json.loads(report.read_text())
+        result.cut = any(f["code"] == "run_budget_exceeded" for f in written["findings"])
+        notes = [n for p in written["paths"] for st in p["stages"] for n in st.get("notes", [])]
+        if any("did not stop by its own deadline" in n for n in notes):
+            result.note = "a stage was stopped by the runner's backstop"
     except (OSError, ValueError, KeyError):
         result.note = "no JSON report"
     if result.cut:
