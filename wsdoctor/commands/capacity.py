@@ -115,7 +115,7 @@ def _require_loopback(url: str) -> None:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         fail(f"cannot resolve {host!r}: {getattr(exc, 'strerror', None) or exc}")
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
     outside = sorted(
         str(a)
         for a in addresses

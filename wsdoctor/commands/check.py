@@ -204,7 +204,7 @@ def _prepare(spec: TargetSpec) -> _Run:
     from wsdoctor.plan import entry_points
     from wsdoctor.probes.status import RunStatus
 
-    paths = [("direct", spec.url, None)]
+    paths: list[tuple[str, str, str | None]] = [("direct", spec.url, None)]
     if spec.via:
         paths += entry_points(spec.url, [spec.via])
     headers = [f"{name}: {value}" for name, value in spec.headers]

@@ -39,7 +39,7 @@ def probe(
     report.outputs()  # fail on an unwritable --json before anything else
     if proxy is None and not no_proxy:
         proxy = environment_proxy(check_url(url))
-    paths = [("direct", url, None)]
+    paths: list[tuple[str, str, str | None]] = [("direct", url, None)]
     if proxy:
         paths.append(("via-proxy", url, proxy))
     _run_paths(paths, stage, connect, report)

@@ -125,9 +125,9 @@ def watch(
         fail("--heartbeat-message must not be empty")
     if proxy is None and not no_proxy:
         proxy = environment_proxy(check_url(url))
-    (path,) = path_specs([("direct", url, proxy)])
+    (spec,) = path_specs([("direct", url, proxy)])
     plan = WatchPlan(
-        path=path,
+        path=spec,
         connect=connect_options(connect),
         interval_s=interval,
         heartbeat_message=heartbeat_message,

@@ -280,7 +280,16 @@ def _ssl_context(url: str, options: ConnectOptions) -> ssl.SSLContext | None:
 
 def _fail(timings: dict[str, float | None], reason: str, message: str, **extra: Any) -> None:
     failure = HandshakeFailure(reason=reason, message=message, status=extra.pop("status", None))  # type: ignore[arg-type]
-    raise HandshakeError(Handshake(ok=False, failure=failure, **timings, **extra))
+    handshake = Handshake(
+        ok=False,
+        failure=failure,
+        dns_s=timings.get("dns_s"),
+        tcp_s=timings.get("tcp_s"),
+        tls_s=timings.get("tls_s"),
+        upgrade_s=timings.get("upgrade_s"),
+        **extra,
+    )
+    raise HandshakeError(handshake)
 
 
 async def _tcp_connect(
@@ -383,6 +392,7 @@ async def open_probe_connection(
         _classify_upgrade_failure(exc, timings, host, secure, first_bytes)
         raise
     established = time.monotonic()
+    assert isinstance(conn, InstrumentedConnection)  # built by ``instrumented`` above
     made_at = conn.made_at or tcp_done
     if parts.scheme == "wss":
         timings["tls_s"] = round(made_at - tcp_done, 6)
@@ -393,7 +403,9 @@ async def open_probe_connection(
     response = conn.response
     handshake = Handshake(
         ok=True,
-        **timings,
+        dns_s=timings.get("dns_s"),
+        tcp_s=timings.get("tcp_s"),
+        tls_s=timings.get("tls_s"),
         upgrade_s=round(established - upgrade_began, 6),
         status=response.status_code if response else 101,
         headers=redact_headers(dict(response.headers.raw_items())) if response else {},

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from websockets.exceptions import ConnectionClosed
 
@@ -41,6 +41,10 @@ MIN_DROPS = 2
 """Drops needed before the stage may stop early: one alone may be a glitch."""
 TICK_S = 1.0
 """Timers checked on a one-second tick spread one timeout over about a second."""
+CANCEL_ROUNDS = 10
+CANCEL_WAIT_S = 0.5
+CLOSE_WAIT_S = 3.0
+"""Closing handshakes of the stage's connections get this long before they are cut short."""
 OPEN_SLACK_S = 0.5
 """How much later than the stage's start its first idle connections may have opened."""
 SETTLE_S = 0.2
@@ -334,13 +338,28 @@ async def idle_stages(
             horizon.running.discard(path.name)
             records = _freeze(run, stage_end)
             sink.extend(_results(run, records, began, stage_end, lag, interrupted))
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(
-                *(s.probe.close() for s in run.slots if s.probe is not None),
-                return_exceptions=True,
-            )
+            await _cancel_all(tasks)
+            closes = [
+                asyncio.ensure_future(s.probe.close()) for s in run.slots if s.probe is not None
+            ]
+            await _cancel_all(closes, first_wait_s=CLOSE_WAIT_S)
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Future[Any]], first_wait_s: float = 0.0) -> None:
+    """Wait ``first_wait_s`` for ``tasks``, then cancel them until they are all done.
+
+    Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that arrives together with
+    its result, so one cancel is not always enough; every round is bounded.
+    """
+    pending = {t for t in tasks if not t.done()}
+    if pending and first_wait_s > 0:
+        _, pending = await asyncio.wait(pending, timeout=first_wait_s)
+    for _ in range(CANCEL_ROUNDS):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_WAIT_S)
 
 
 def _freeze(run: _Run, stage_end: float) -> dict[str, ConnectionRecord]:
