@@ -76,18 +76,12 @@ def internal_error_finding(exc: BaseException) -> Finding:
     """``internal_error``: wsdoctor itself failed; the report keeps what was gathered."""
     import traceback
 
-    from wsdoctor.diagnosis.model import Finding
+    from wsdoctor.diagnosis.catalogue import finding
 
     where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     evidence = [f"{type(exc).__name__}: {exc}"]
     evidence += [f"at {os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in where]
-    return Finding(
-        "internal_error",
-        "error",
-        "wsdoctor failed before the end of the run",
-        evidence,
-        "Rerun with --debug for the traceback and report it as a bug.",
-    )
+    return finding("internal_error", evidence)
 
 
 def exit_code_for(diagnosis: Diagnosis, stopped_by: int | None) -> int:

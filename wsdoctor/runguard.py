@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wsdoctor.diagnosis.catalogue import finding
 from wsdoctor.exitcodes import EXIT_INCONCLUSIVE
 
 if TYPE_CHECKING:
@@ -49,22 +50,14 @@ class Cut:
 
     def finding(self) -> Finding:
         """``run_budget_exceeded``: the stage and the tasks that did not finish."""
-        from wsdoctor.diagnosis.model import Finding
-
         evidence = [self.budget.describe(), f"not finished: {self.where}"]
         if self.blocked_in:
             evidence.append(f"the event loop's thread is blocked in {self.blocked_in}")
         evidence += [f"task {t.name} waiting in {t.where()}" for t in self.stuck_tasks()]
         if self.stacks_path:
             evidence.append(f"stack dump: {self.stacks_path}")
-        return Finding(
-            "run_budget_exceeded",
-            "error",
-            f"The run was cut at its budget of {self.budget.total_s:g} s "
-            f"before it finished ({self.where})",
-            evidence,
-            "Rerun with --debug to see where it was stuck, and attach the stack dump to a bug "
-            "report; raise --max-time if the network is just slow.",
+        return finding(
+            "run_budget_exceeded", evidence, budget=self.budget.total_s, where=self.where
         )
 
     def stuck_tasks(self) -> list[PendingTask]:
