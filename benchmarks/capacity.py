@@ -20,7 +20,7 @@ from wsdoctor.demo import free_port
 from wsdoctor.observations import StageResult
 from wsdoctor.plan import ConnectOptions, PathSpec
 from wsdoctor.probes.capacity import CapacityPlan, CapacityRun, raise_fd_limit
-from wsdoctor.probes.status import PathStatus
+from wsdoctor.status import PathStatus
 
 DEFAULT_CONNECTIONS = 2000
 READY_TIMEOUT_S = 10.0

@@ -67,8 +67,7 @@ class Scenario:
 @asynccontextmanager
 async def _backend() -> AsyncIterator[int]:
     """``wsdoctor serve`` in-process on a free loopback port."""
-    from realproxies import free_port
-
+    from wsdoctor.demo import free_port
     from wsdoctor.server import ServeOptions, running_server
 
     port = free_port()

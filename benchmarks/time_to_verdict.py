@@ -17,8 +17,8 @@ from wsdoctor.lab import FaultConfig, FaultProxy
 from wsdoctor.observations import Observations
 from wsdoctor.plan import IdlePlan, PathSpec, Plan
 from wsdoctor.probes.runner import run_plan
-from wsdoctor.probes.status import RunStatus
 from wsdoctor.server import ServeOptions, running_server
+from wsdoctor.status import RunStatus
 
 CASES = ((3.0, "fin"), (6.0, "fin"), (12.0, "fin"), (6.0, "rst"), (6.0, "silent"))
 NAIVE_LADDER = (5, 10, 20, 40, 80, 160, 320, 640)

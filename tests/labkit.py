@@ -21,9 +21,9 @@ from wsdoctor.lab import FaultConfig, FaultProxy
 from wsdoctor.observations import Observations
 from wsdoctor.plan import ConnectOptions, IdlePlan, PathSpec, Plan
 from wsdoctor.probes.runner import run_plan
-from wsdoctor.probes.status import RunStatus
 from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.server import ServeOptions, running_server
+from wsdoctor.status import RunStatus
 
 HOST = "127.0.0.1"
 

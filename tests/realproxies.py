@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,13 +25,14 @@ from pathlib import Path
 
 from labkit import HOST, LabRun, require_binary
 
+from wsdoctor.demo import free_port
 from wsdoctor.diagnosis.engine import diagnose
 from wsdoctor.observations import Observations
 from wsdoctor.plan import ConnectOptions, IdlePlan, PathSpec, Plan
 from wsdoctor.probes.runner import run_plan
-from wsdoctor.probes.status import RunStatus
 from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.server import ServeOptions, running_server
+from wsdoctor.status import RunStatus
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 8.0
@@ -78,13 +78,6 @@ class RealProxy:
             with contextlib.suppress(OSError):
                 parts.append(f"--- {log.name}\n{log.read_text(errors='replace')}")
         return "\n".join(parts)
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _tail(text: str) -> str:

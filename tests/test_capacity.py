@@ -26,11 +26,11 @@ from wsdoctor.demo import free_port
 from wsdoctor.diagnosis.engine import diagnose
 from wsdoctor.diagnosis.model import Diagnosis
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
-from wsdoctor.plan import ConnectOptions, PathSpec
-from wsdoctor.probes.capacity import CapacityPlan, ramp_levels, run_capacity
-from wsdoctor.probes.status import RunStatus
+from wsdoctor.plan import CapacityPlan, ConnectOptions, PathSpec
+from wsdoctor.probes.capacity import ramp_levels, run_capacity
 from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.server import ServeOptions, running_server
+from wsdoctor.status import RunStatus
 
 SERVER_FD_LIMIT = 64
 READY_TIMEOUT_S = 10.0

@@ -15,9 +15,9 @@ from wsdoctor.diagnosis.model import Diagnosis
 from wsdoctor.observations import Observations, StageResult
 from wsdoctor.plan import ConnectOptions, LoadPlan, PathSpec, Plan
 from wsdoctor.probes.runner import run_plan
-from wsdoctor.probes.status import RunStatus
 from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.server import ServeOptions
+from wsdoctor.status import RunStatus
 
 LIMIT = 50_000
 MAX_EXTRA_MESSAGES = 8

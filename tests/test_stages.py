@@ -39,10 +39,10 @@ from wsdoctor.plan import (
     parse_stages,
 )
 from wsdoctor.probes.runner import run_plan
-from wsdoctor.probes.status import RunStatus
 from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.report.text import describe_steps
 from wsdoctor.server import ServeOptions
+from wsdoctor.status import RunStatus
 
 KIB = 1024
 QUICK_RATES = (20.0, 50.0, 100.0, 200.0)

@@ -38,10 +38,11 @@ from wsdoctor.observations import (
     PathResult,
     WatchLog,
 )
-from wsdoctor.plan import ConnectOptions, PathSpec
-from wsdoctor.probes.watch import SlotStatus, WatchPlan, WatchStatus, run_watch
+from wsdoctor.plan import ConnectOptions, PathSpec, WatchPlan
+from wsdoctor.probes.watch import run_watch
 from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.report.watch import event_line, sparkline, watch_panel
+from wsdoctor.status import SlotStatus, WatchStatus
 
 # --- rules over hand-written watch logs ------------------------------------------------------
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsdoctor.exitcodes import EXIT_INCONCLUSIVE
+from wsdoctor.plan import MAX_PING_TIMEOUT_S
 
 MARGIN_S = 5.0
 """Added to every budget: start-up, diagnosis and a slow machine."""
 MARGIN_RATIO = 0.1
 """And a tenth of the planned time on top."""
-MAX_PING_TIMEOUT_S = 10.0
-"""The longest a stage waits for a pong (``probes.runner.MAX_PING_TIMEOUT_S``)."""
 CLOSE_S = 2.0
 """Closing one connection (``probes.connection.CLOSE_TIMEOUT_S``)."""
 STEP_S = 1.5

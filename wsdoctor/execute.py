@@ -216,7 +216,7 @@ class PlanGatherer(Gatherer):
         fixture: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         from wsdoctor.observations import Observations
-        from wsdoctor.probes.status import RunStatus
+        from wsdoctor.status import RunStatus
 
         self.plan = plan
         self.max_time_s = max_time_s

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from wsdoctor.backoff import BackoffPolicy
+
 DEFAULT_MAX_IDLE_S = 120.0
 QUICK_MAX_IDLE_S = 30.0
 DEFAULT_HEARTBEAT_MESSAGE = '{"type":"ping"}'
@@ -20,6 +22,10 @@ MIN_MAX_MESSAGE_BYTES = 1 << 10
 MAX_MAX_MESSAGE_BYTES = 1 << 28
 FIRST_MESSAGE_BYTES = 256
 DEFAULT_MESSAGE_RATES = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+MIN_PING_TIMEOUT_S = 1.0
+MAX_PING_TIMEOUT_S = 10.0
+"""How long any probe waits for a pong, at least and at most (paths' RTT set it between)."""
+WATCH_MAX_STAGGER_S = 5.0
 
 
 class PlanError(ValueError):
@@ -153,6 +159,81 @@ class Plan:
     stages: tuple[str, ...] = STAGES
     load: LoadPlan = field(default_factory=LoadPlan)
     stability: StabilityPlan = field(default_factory=StabilityPlan)
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    """How far and how fast the ramp may go."""
+
+    max_connections: int = 200
+    rate_per_s: float = 200.0
+    hold_s: float = 1.0
+    ping_timeout_s: float = 3.0
+    max_in_flight: int = 100
+    storm: bool = False
+
+
+@dataclass(frozen=True)
+class WatchPlan:
+    """What to watch, how often to beat, and how to come back after a drop."""
+
+    path: PathSpec
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    interval_s: float = 15.0
+    heartbeat_message: str | None = None
+    connections: int = 1
+    duration_s: float | None = None
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+    @property
+    def ping_timeout_s(self) -> float:
+        """How long a heartbeat waits for its pong: the interval, within [1 s, 10 s]."""
+        return min(MAX_PING_TIMEOUT_S, max(MIN_PING_TIMEOUT_S, self.interval_s))
+
+    @property
+    def stagger_s(self) -> float:
+        """The gap between opening one connection and the next.
+
+        Staggered opens give the connections different ages, so that a drop tied to age
+        (a lifetime cap) shows at different moments and one tied to a moment (a restart)
+        hits connections of different ages.
+        """
+        return min(self.interval_s, WATCH_MAX_STAGGER_S) / self.connections
+
+
+def plan_from_options(
+    *,
+    paths: tuple[PathSpec, ...],
+    connect: ConnectOptions,
+    max_idle_s: float | None = None,
+    quick: bool = False,
+    stages: str | None = None,
+    max_message: str | None = None,
+    heartbeat_message: str | None = None,
+) -> Plan:
+    """A validated probe plan from command-line options; PlanError on bad input.
+
+    ``stages`` and ``max_message`` are the options' texts (``--stages``, ``--max-message``);
+    without ``max_idle_s`` the idle budget is 120 s, or 30 s with ``quick``.
+    """
+    idle_s = (
+        max_idle_s
+        if max_idle_s is not None
+        else (QUICK_MAX_IDLE_S if quick else DEFAULT_MAX_IDLE_S)
+    )
+    validate_max_idle(idle_s)
+    if heartbeat_message is not None and not heartbeat_message:
+        raise PlanError("--heartbeat-message must not be empty")
+    chosen = parse_stages(stages) if stages is not None else default_stages(paths)
+    load = LoadPlan() if max_message is None else LoadPlan(parse_message_size(max_message))
+    return Plan(
+        paths=paths,
+        connect=connect,
+        idle=IdlePlan(max_idle_s=idle_s),
+        heartbeat_message=heartbeat_message or DEFAULT_HEARTBEAT_MESSAGE,
+        stages=chosen,
+        load=load,
+    )
 
 
 def validate_ws_url(url: str) -> str:

@@ -22,8 +22,7 @@ from wsdoctor.execute import Gatherer
 
 if TYPE_CHECKING:
     from wsdoctor.budget import Budget
-    from wsdoctor.plan import ConnectOptions, PathSpec
-    from wsdoctor.probes.capacity import CapacityPlan
+    from wsdoctor.plan import CapacityPlan, ConnectOptions, PathSpec
 
 MAX_CONNECTIONS_CEILING = 1_000_000
 MAX_RATE = 100_000.0
@@ -59,7 +58,7 @@ def capacity(
     report: ReportArgs,
 ) -> None:
     """Ramp up concurrent connections and record where the server starts to fail."""
-    from wsdoctor.probes.capacity import CapacityPlan
+    from wsdoctor.plan import CapacityPlan
 
     outputs = report.outputs()
     if not 1 <= max_connections <= MAX_CONNECTIONS_CEILING:
@@ -87,7 +86,7 @@ class CapacityGatherer(Gatherer):
         max_time_s: float | None,
     ) -> None:
         from wsdoctor.observations import Observations
-        from wsdoctor.probes.status import RunStatus
+        from wsdoctor.status import RunStatus
 
         self.path, self.connect, self.plan, self.max_time_s = path, connect, plan, max_time_s
         self.status = RunStatus()

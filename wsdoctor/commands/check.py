@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from wsdoctor.diagnosis.model import Finding
     from wsdoctor.observations import Observations
     from wsdoctor.plan import Plan
-    from wsdoctor.probes.status import RunStatus
+    from wsdoctor.status import RunStatus
 
 PROGRESS_TICK_S = 0.5
 PLAIN_REPEAT_S = 10.0
@@ -202,7 +202,7 @@ def _targets(
 def _prepare(spec: TargetSpec) -> _Run:
     from wsdoctor.observations import Observations
     from wsdoctor.plan import entry_points
-    from wsdoctor.probes.status import RunStatus
+    from wsdoctor.status import RunStatus
 
     paths: list[tuple[str, str, str | None]] = [("direct", spec.url, None)]
     if spec.via:

@@ -340,44 +340,22 @@ def build_plan(
     stage: StageArgs,
 ) -> Plan:
     """Validate options into a Plan; exit with a one-line error on bad input."""
-    from wsdoctor.plan import (
-        DEFAULT_HEARTBEAT_MESSAGE,
-        DEFAULT_MAX_IDLE_S,
-        QUICK_MAX_IDLE_S,
-        IdlePlan,
-        LoadPlan,
-        Plan,
-        PlanError,
-        default_stages,
-        parse_message_size,
-        parse_stages,
-        validate_max_idle,
-    )
+    from wsdoctor.plan import PlanError, plan_from_options
 
     specs = path_specs(paths)
     options = connect_options(connect)
     try:
-        idle_budget = (
-            stage.max_idle
-            if stage.max_idle is not None
-            else (QUICK_MAX_IDLE_S if stage.quick else DEFAULT_MAX_IDLE_S)
+        return plan_from_options(
+            paths=specs,
+            connect=options,
+            max_idle_s=stage.max_idle,
+            quick=stage.quick,
+            stages=stage.stages,
+            max_message=stage.max_message,
+            heartbeat_message=stage.heartbeat_message,
         )
-        validate_max_idle(idle_budget)
-        if stage.heartbeat_message is not None and not stage.heartbeat_message:
-            raise PlanError("--heartbeat-message must not be empty")
-        chosen = parse_stages(stage.stages) if stage.stages is not None else default_stages(specs)
-        size = stage.max_message
-        load = LoadPlan() if size is None else LoadPlan(parse_message_size(size))
     except PlanError as exc:
         fail(str(exc))
-    return Plan(
-        paths=specs,
-        connect=options,
-        idle=IdlePlan(max_idle_s=idle_budget),
-        heartbeat_message=stage.heartbeat_message or DEFAULT_HEARTBEAT_MESSAGE,
-        stages=chosen,
-        load=load,
-    )
 
 
 def run_gatherer(gatherer: Gatherer, outputs: Outputs) -> NoReturn:

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from wsdoctor.execute import Outputs
     from wsdoctor.metrics import WatchMetrics
     from wsdoctor.observations import Observations, WatchLog
-    from wsdoctor.probes.watch import WatchPlan, WatchStatus
+    from wsdoctor.plan import WatchPlan
     from wsdoctor.report.watch import EventLog
+    from wsdoctor.status import WatchStatus
 
 MAX_CONNECTIONS = 100
 MAX_SECONDS = 86400.0 * 365
@@ -100,8 +101,7 @@ def watch(
 ) -> None:
     """Keep connections open with heartbeats; record, classify and count every drop."""
     from wsdoctor.backoff import BackoffPolicy
-    from wsdoctor.plan import environment_proxy
-    from wsdoctor.probes.watch import WatchPlan
+    from wsdoctor.plan import WatchPlan, environment_proxy
 
     check_seconds("--duration", duration, MAX_SECONDS)
     check_seconds("--interval", interval, 86400.0)
@@ -203,8 +203,8 @@ class WatchGatherer(Gatherer):
     ) -> None:
 
         from wsdoctor.observations import Observations
-        from wsdoctor.probes.watch import WatchStatus
         from wsdoctor.report.watch import EventLog
+        from wsdoctor.status import WatchStatus
 
         self.plan, self.max_time_s = plan, max_time_s
         self.observations = Observations(started_at="", duration_s=0.0)

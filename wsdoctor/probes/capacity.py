@@ -33,12 +33,12 @@ from websockets.exceptions import ConnectionClosed
 from wsdoctor.backoff import BackoffPolicy
 from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
-from wsdoctor.plan import ConnectOptions, PathSpec, Plan
+from wsdoctor.plan import CapacityPlan, ConnectOptions, PathSpec, Plan
 from wsdoctor.probes.basic import handshake_stage
 from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
 from wsdoctor.probes.looplag import LoopLagMonitor
-from wsdoctor.probes.status import PathStatus, RunStatus
 from wsdoctor.redact import redact_url
+from wsdoctor.status import PathStatus, RunStatus
 
 FD_RESERVE = 64  # descriptors kept free for DNS threads, logging and the report file
 UNLIMITED_FDS = 1 << 20  # what an unlimited RLIMIT_NOFILE amounts to (the usual fs.nr_open)
@@ -53,18 +53,6 @@ _RANDOM = random.Random()
 _CLIENT_ERRNOS = {errno.EMFILE: "client_fd_limit", errno.ENFILE: "client_fd_limit"}
 
 Outcome = ProbeConnection | str  # an open connection, or the key of why it failed
-
-
-@dataclass(frozen=True)
-class CapacityPlan:
-    """How far and how fast the ramp may go."""
-
-    max_connections: int = 200
-    rate_per_s: float = 200.0
-    hold_s: float = 1.0
-    ping_timeout_s: float = 3.0
-    max_in_flight: int = 100
-    storm: bool = False
 
 
 def ramp_levels(max_connections: int) -> list[int]:

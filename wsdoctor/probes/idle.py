@@ -29,7 +29,7 @@ from wsdoctor.plan import PathSpec, Plan
 from wsdoctor.probes.basic import failed_record
 from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
 from wsdoctor.probes.looplag import LoopLagMonitor
-from wsdoctor.probes.status import PathStatus
+from wsdoctor.status import PathStatus
 
 OPEN_CONCURRENCY = 8
 CONTROL_TICK_S = 0.05

@@ -13,20 +13,18 @@ from datetime import datetime, timezone
 from wsdoctor.budget import beside_budget
 from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import Observations, PathResult, StageResult
-from wsdoctor.plan import PathSpec, Plan
+from wsdoctor.plan import MAX_PING_TIMEOUT_S, MIN_PING_TIMEOUT_S, PathSpec, Plan
 from wsdoctor.probes.basic import echo_stage, handshake_stage
 from wsdoctor.probes.http_probe import plain_http_fingerprints
 from wsdoctor.probes.idle import SharedHorizon, idle_stages
 from wsdoctor.probes.rate import rate_stage
 from wsdoctor.probes.size import size_stage
 from wsdoctor.probes.stability import stability_stage
-from wsdoctor.probes.status import PathStatus, RunStatus
 from wsdoctor.redact import redact_url
+from wsdoctor.status import PathStatus, RunStatus
 
 STAGE_SLACK_S = 10.0
 """How far past its worst case a group of stages may run before it is cancelled."""
-MIN_PING_TIMEOUT_S = 1.0
-MAX_PING_TIMEOUT_S = 10.0
 TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
 """A test hook, used only by the tests of the run budget (tests/test_budget.py).
 

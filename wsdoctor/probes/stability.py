@@ -27,8 +27,8 @@ from wsdoctor.probes.basic import failed_record
 from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
 from wsdoctor.probes.looplag import LoopLagMonitor
 from wsdoctor.probes.size import MessageCounter
-from wsdoctor.probes.status import PathStatus
 from wsdoctor.stats import rtt_stats
+from wsdoctor.status import PathStatus
 
 MAX_CONNECTIONS = 5
 SILENCE_TIMEOUTS = 3  # nothing received for this many ping timeouts: the connection is dead

@@ -16,11 +16,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from wsdoctor.backoff import Backoff, BackoffPolicy
+from wsdoctor.backoff import Backoff
 from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import (
     Disconnect,
@@ -31,7 +31,7 @@ from wsdoctor.observations import (
     WatchLog,
     to_dict,
 )
-from wsdoctor.plan import ConnectOptions, PathSpec
+from wsdoctor.plan import WatchPlan
 from wsdoctor.probes.connection import (
     CLOSE_TIMEOUT_S,
     HandshakeError,
@@ -41,66 +41,11 @@ from wsdoctor.probes.connection import (
 from wsdoctor.probes.looplag import LoopLagMonitor
 from wsdoctor.redact import redact_url
 from wsdoctor.stats import rtt_stats
+from wsdoctor.status import SlotStatus, WatchStatus
 
-MIN_PING_TIMEOUT_S = 1.0
-MAX_PING_TIMEOUT_S = 10.0
-MAX_STAGGER_S = 5.0
-RECENT_RTTS = 60
 MAX_RTT_SAMPLES = 100_000
 
 Emit = Callable[[dict[str, Any]], None]
-SlotState = Literal["connecting", "up", "waiting", "stopped"]
-
-
-@dataclass(frozen=True)
-class WatchPlan:
-    """What to watch, how often to beat, and how to come back after a drop."""
-
-    path: PathSpec
-    connect: ConnectOptions = field(default_factory=ConnectOptions)
-    interval_s: float = 15.0
-    heartbeat_message: str | None = None
-    connections: int = 1
-    duration_s: float | None = None
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-
-    @property
-    def ping_timeout_s(self) -> float:
-        """How long a heartbeat waits for its pong: the interval, within [1 s, 10 s]."""
-        return min(MAX_PING_TIMEOUT_S, max(MIN_PING_TIMEOUT_S, self.interval_s))
-
-    @property
-    def stagger_s(self) -> float:
-        """The gap between opening one connection and the next.
-
-        Staggered opens give the connections different ages, so that a drop tied to age
-        (a lifetime cap) shows at different moments and one tied to a moment (a restart)
-        hits connections of different ages.
-        """
-        return min(self.interval_s, MAX_STAGGER_S) / self.connections
-
-
-@dataclass
-class SlotStatus:
-    """Where one watched connection is now."""
-
-    state: SlotState = "connecting"
-    up_since: float | None = None  # monotonic
-    last_rtt_ms: float | None = None
-
-
-@dataclass
-class WatchStatus:
-    """Live state of a watch, written by the probe and read by displays."""
-
-    started: float = field(default_factory=time.monotonic)
-    slots: list[SlotStatus] = field(default_factory=list)
-    recent_rtts_ms: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_RTTS))
-    reconnects: int = 0
-
-    def elapsed(self) -> float:
-        """Seconds since the watch started."""
-        return time.monotonic() - self.started
 
 
 @dataclass

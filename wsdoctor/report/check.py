@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from wsdoctor.diagnosis.expectations import Outcome, TargetCheck
-    from wsdoctor.probes.status import RunStatus
+    from wsdoctor.status import RunStatus
 
 
 class TargetProgress(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from wsdoctor.probes.status import RunStatus
+from wsdoctor.status import RunStatus
 
 
 def progress_table(status: RunStatus) -> Table:

@@ -25,7 +25,7 @@ from wsdoctor.units import clock as _duration
 from wsdoctor.units import seconds_tenths
 
 if TYPE_CHECKING:
-    from wsdoctor.probes.watch import WatchStatus
+    from wsdoctor.status import WatchStatus
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 SHORT_ENDINGS = {"eof": "FIN", "reset": "RST", "silent": "silent"}
