@@ -280,7 +280,7 @@ def test_a_process_that_cannot_exit_after_its_report_is_ended(
     report_path = tmp_path / "report.json"
     args = ("probe", server_url, "--stages", "handshake,echo", "--json", str(report_path))
     result, seconds = run_ci_like(*args, hang="exit")
-    assert result.returncode == 3, result.stderr  # handshake and echo alone: inconclusive
+    assert result.returncode == 0, result.stderr  # handshake and echo alone: a quick check
     assert "did not exit after its report was written" in result.stderr
     assert seconds < EXIT_GRACE_S + 30
     validate_report(json.loads(report_path.read_text()))

@@ -124,6 +124,26 @@ def test_healthy_server_exits_0(serve_url: str) -> None:
     assert set(stages[2:-2]) == {"idle", "heartbeat", "stability"}
 
 
+@pytest.mark.parametrize("stages", ["handshake", "handshake,echo"])
+def test_a_quick_connectivity_check_is_healthy(serve_url: str, stages: str) -> None:
+    """``--stages handshake[,echo]`` answers like wscat -c: healthy when the path upgrades."""
+    result = run_cli("probe", serve_url, "--stages", stages, "--json", "-")
+    assert result.returncode == 0, result.stderr
+    report = json_report(result)
+    verdict = report["verdict"]
+    assert (verdict["status"], verdict["culprit"]) == ("healthy", "none")
+    assert "not run: " in verdict["summary"] and "idle" in verdict["summary"]
+    evidence = next(f for f in report["findings"] if f["code"] == "stages_ok")["evidence"]
+    assert "handshake" in evidence[0] and "HTTP 101" in evidence[0]
+    assert ("echo RTT p50" in evidence[0]) == ("echo" in stages)
+    assert [s["name"] for s in report["paths"][0]["stages"]] == stages.split(",")
+
+
+def test_a_quick_check_of_an_unreachable_server_is_no_healthy_verdict() -> None:
+    result = run_cli("probe", f"ws://127.0.0.1:{free_port()}/", "--stages", "handshake")
+    assert result.returncode == 1, result.stderr
+
+
 def test_terminal_report_puts_the_verdict_first(serve_url: str) -> None:
     result = run_cli("probe", serve_url, "--max-idle", "2", "--stages", "handshake,echo,idle")
     assert result.returncode == 0, result.stderr

@@ -98,8 +98,12 @@ async def _bounded(work: Awaitable[object], limit_s: float, result: PathResult) 
     and waits for them can wait forever (seen in benchmarks/soak.py). Cancelling again here
     reaches those tasks a second time.
     """
+    future = asyncio.ensure_future(work)
+    # Cancelled from outside, wait_for stops waiting for ``future``; what it ends with (the
+    # stages' own CancelledError) is read here, never left for the loop to log as unretrieved.
+    future.add_done_callback(_read_outcome)
     try:
-        await asyncio.wait_for(work, limit_s + STAGE_SLACK_S)
+        await asyncio.wait_for(future, limit_s + STAGE_SLACK_S)
     except asyncio.TimeoutError:
         for stage in result.stages:
             if stage.name in ("idle", "heartbeat", "stability"):
@@ -107,6 +111,11 @@ async def _bounded(work: Awaitable[object], limit_s: float, result: PathResult) 
                     f"did not stop by its own deadline ({limit_s + STAGE_SLACK_S:g} s): "
                     "its remaining tasks were cancelled"
                 )
+
+
+def _read_outcome(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _test_hang(stage: str) -> None:

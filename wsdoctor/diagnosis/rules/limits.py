@@ -19,6 +19,7 @@ from wsdoctor.diagnosis.knowledge import known_message_limits_within
 from wsdoctor.diagnosis.model import Hop
 from wsdoctor.diagnosis.rules.base import Judgement
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
+from wsdoctor.plan import ALL_STAGES
 from wsdoctor.stats import percentile
 from wsdoctor.units import seconds as _seconds
 from wsdoctor.units import size as size_text
@@ -369,24 +370,45 @@ def rtt_samples_outside_stability(path: PathResult) -> list[float]:
 def _passed(stage: StageResult) -> bool:
     if stage.interrupted:
         return False
-    if stage.name == "stability":
+    if stage.name == "handshake":
+        return bool(stage.connections) and stage.connections[0].handshake.ok
+    if stage.name in ("echo", "stability"):
         return bool(stage.rtt)
     return bool(stage.steps) and all(s.ok for s in stage.steps)
 
 
+def _stage_figures(stage: StageResult) -> str:
+    """What a passed stage measured, in a few words."""
+    if stage.name == "handshake":
+        shake = stage.connections[0].handshake
+        phases = (shake.dns_s, shake.tcp_s, shake.tls_s, shake.upgrade_s)
+        total_ms = sum(p for p in phases if p is not None) * 1000
+        return f"handshake {total_ms:.1f} ms (HTTP {shake.status})"
+    protocol = [r for r in stage.rtt if r.kind == "protocol"]
+    if stage.name == "echo" and protocol:
+        rtt = protocol[0]
+        return f"echo RTT p50 {rtt.p50_ms:.1f} ms over {rtt.samples} pings"
+    return f"{stage.name} passed"
+
+
 def judge_stages_ok(obs: Observations) -> list[Judgement]:
-    """Without an idle stage, passing size, rate and stability stages are the health verdict.
+    """Without an idle stage, passing stages are the health verdict: a quick connectivity
+    check (``--stages handshake,echo``) is healthy when the path upgrades and answers.
 
     Any problem another rule finds outranks this judgement, so it only decides health.
     """
-    if not obs.paths or any(p.stage("idle") is not None for p in obs.paths):
+    if not obs.paths or obs.interrupted or any(p.stage("idle") is not None for p in obs.paths):
         return []
     evidence = []
     for path in obs.paths:
-        ran = [s for s in path.stages if s.name in ("size", "rate", "stability")]
+        ran = [
+            s for s in path.stages if s.name in ("handshake", "echo", "size", "rate", "stability")
+        ]
         if not ran or not all(_passed(s) for s in ran):
             return []
-        evidence.append(f"{path.name}: {', '.join(s.name for s in ran)} passed")
+        evidence.append(f"{path.name}: " + ", ".join(_stage_figures(s) for s in ran))
+    ran_names = {s.name for p in obs.paths for s in p.stages}
+    skipped = [name for name in ALL_STAGES if name not in ran_names]
     return [
         Judgement(
             finding("stages_ok", evidence),
@@ -394,8 +416,10 @@ def judge_stages_ok(obs: Observations) -> list[Judgement]:
             confidence=0.6,
             kind="stages_ok",
             summary="No problem in the requested stages ("
-            + ", ".join(sorted({s.name for p in obs.paths for s in p.stages}))
-            + "); run the idle stage too for drops after idle time.",
+            + ", ".join(name for name in ALL_STAGES if name in ran_names)
+            + ")"
+            + (f"; not run: {', '.join(skipped)}" if skipped else "")
+            + ". Run the idle stage too for drops after idle time.",
             remedies=["Nothing to fix in what was probed; probe without --stages for idle drops."],
         )
     ]
