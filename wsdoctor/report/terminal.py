@@ -33,7 +33,7 @@ SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "red"}
 
 def render_terminal(observations: Observations, diagnosis: Diagnosis, console: Console) -> None:
     """Print the verdict, the findings, and per path its stage table and connection timeline."""
-    console.print(_verdict_panel(observations, diagnosis.verdict))
+    console.print(verdict_panel(observations, diagnosis.verdict))
     console.print(findings_text(diagnosis.findings))
     if len(observations.paths) > 1:
         console.print(_side_by_side(observations.paths))
@@ -86,7 +86,13 @@ def _idle_drop_text(path: PathResult) -> str:
     return f"{format_seconds(drop.idle_s)} by {how.get(drop.how, drop.how)}"
 
 
-def _verdict_panel(observations: Observations, verdict: Verdict) -> Panel:
+def verdict_panel(
+    observations: Observations,
+    verdict: Verdict,
+    title: str = "Verdict",
+    subtitle: str | None = None,
+) -> Panel:
+    """The verdict: status, culprit, hop, figures, confidence, summary and remedies."""
     style = STATUS_STYLES[verdict.status]
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -101,14 +107,17 @@ def _verdict_panel(observations: Observations, verdict: Verdict) -> Panel:
     if verdict.remedies:
         parts.append(Text("\nRemedies:", style="bold"))
         parts.extend(Text(f"  - {remedy}") for remedy in verdict.remedies)
-    run = f"started {observations.started_at}, took {format_seconds(observations.duration_s)}"
-    if observations.interrupted:
-        run += ", interrupted: partial results"
+    if subtitle is None:
+        subtitle = (
+            f"started {observations.started_at}, took {format_seconds(observations.duration_s)}"
+        )
+        if observations.interrupted:
+            subtitle += ", interrupted: partial results"
     return Panel(
         Group(*parts),
-        title=Text("Verdict", style="bold"),
+        title=Text(title, style="bold"),
         title_align="left",
-        subtitle=Text(run),
+        subtitle=Text(subtitle),
         subtitle_align="right",
         border_style=style,
     )

@@ -12,15 +12,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from wsdoctor.diagnosis.model import Diagnosis
 from wsdoctor.observations import Disconnect, Ending, Observations, WatchLog
-from wsdoctor.report.terminal import findings_text
-from wsdoctor.report.text import describe_ending, format_confidence, verdict_figures
+from wsdoctor.report.terminal import findings_text, verdict_panel
+from wsdoctor.report.text import describe_ending
 from wsdoctor.units import clock as _duration
 from wsdoctor.units import seconds_tenths
 
@@ -31,7 +31,6 @@ SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 SHORT_ENDINGS = {"eof": "FIN", "reset": "RST", "silent": "silent"}
 LAST_DISCONNECTS = 5
 SUMMARY_DISCONNECTS = 20
-STATUS_STYLES = {"healthy": "bold green", "problem": "bold red", "inconclusive": "bold yellow"}
 
 
 def sparkline(values: Iterable[float]) -> str:
@@ -151,33 +150,6 @@ class EventLog:
         self._file.close()
 
 
-def _verdict(observations: Observations, diagnosis: Diagnosis) -> Panel:
-    verdict = diagnosis.verdict
-    style = STATUS_STYLES[verdict.status]
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("Status", Text(verdict.status.upper(), style=style))
-    grid.add_row("Culprit", Text(verdict.culprit))
-    grid.add_row("Hop", Text(verdict.hop or "-"))
-    for label, value in verdict_figures(verdict):
-        grid.add_row(label, Text(value))
-    grid.add_row("Confidence", Text(format_confidence(verdict.confidence)))
-    parts: list[Table | Text] = [grid, Text(), Text(verdict.summary)]
-    if verdict.remedies:
-        parts.append(Text("\nRemedies:", style="bold"))
-        parts.extend(Text(f"  - {remedy}") for remedy in verdict.remedies)
-    url = observations.paths[0].url if observations.paths else ""
-    return Panel(
-        Group(*parts),
-        title=Text(f"Watch of {url}", style="bold"),
-        title_align="left",
-        subtitle=Text(f"started {observations.started_at}"),
-        subtitle_align="right",
-        border_style=style,
-    )
-
-
 def _disconnects(log: WatchLog, causes: list[str]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=Text("Last disconnects"), title_justify="left")
     table.add_column("At", justify="right")
@@ -203,7 +175,15 @@ def render_watch_summary(
     observations: Observations, diagnosis: Diagnosis, causes: list[str], console: Console
 ) -> None:
     """The end of a watch: verdict, findings (availability and causes), last disconnects."""
-    console.print(_verdict(observations, diagnosis))
+    url = observations.paths[0].url if observations.paths else ""
+    console.print(
+        verdict_panel(
+            observations,
+            diagnosis.verdict,
+            title=f"Watch of {url}",
+            subtitle=f"started {observations.started_at}",
+        )
+    )
     console.print(findings_text(diagnosis.findings))
     log = observations.watch
     if log is not None and log.disconnects:
