@@ -21,7 +21,7 @@ from wsdoctor.observations import StageResult, Step
 from wsdoctor.plan import PathSpec, Plan
 from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
 from wsdoctor.probes.looplag import LoopLagMonitor
-from wsdoctor.probes.size import MessageCounter, handshake_ending, settle_close
+from wsdoctor.probes.size import MessageCounter, refused_step, settle_close
 
 MAX_MESSAGES_PER_BURST = 2000
 ECHO_GRACE_S = 0.5  # how long echoes may trail the burst
@@ -85,16 +85,7 @@ async def _rate_step(
             path, plan.connect, f"rate-{rate:g}", "traffic", run_started
         )
     except HandshakeError as error:
-        failure = error.handshake.failure
-        return Step(
-            value=rate,
-            ok=False,
-            failed=1,
-            failures={failure.reason if failure else "other": 1},
-            ending=handshake_ending(error),
-            status=failure.status if failure else None,
-            elapsed_s=round(time.monotonic() - began, 4),
-        )
+        return refused_step(rate, error, began)
     count = max(1, min(MAX_MESSAGES_PER_BURST, round(rate * plan.load.burst_s)))
     try:
         async with MessageCounter(probe) as counter:

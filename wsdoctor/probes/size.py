@@ -92,11 +92,25 @@ async def settle_close(probe: ProbeConnection) -> None:
         await asyncio.wait_for(asyncio.shield(probe.conn.wait_closed()), CLOSE_GRACE_S)
 
 
-def handshake_ending(error: HandshakeError) -> Ending:
-    """The ending of a step whose connection never opened."""
+def refused_step(
+    value: float, error: HandshakeError, began: float, phase: str | None = None
+) -> Step:
+    """The step (a size or a rate) whose connection never opened."""
     failure = error.handshake.failure
-    return Ending(
-        kind="handshake_failed", age_s=0.0, idle_s=0.0, detail=failure.reason if failure else None
+    return Step(
+        value=value,
+        ok=False,
+        failed=1,
+        failures={failure.reason if failure else "other": 1},
+        ending=Ending(
+            kind="handshake_failed",
+            age_s=0.0,
+            idle_s=0.0,
+            detail=failure.reason if failure else None,
+        ),
+        status=failure.status if failure else None,
+        elapsed_s=round(time.monotonic() - began, 4),
+        phase=phase,
     )
 
 
@@ -211,17 +225,7 @@ class _SizeRun:
         try:
             probe, counter = await self.open()
         except HandshakeError as error:
-            failure = error.handshake.failure
-            return Step(
-                value=size,
-                ok=False,
-                failed=1,
-                failures={failure.reason if failure else "other": 1},
-                ending=handshake_ending(error),
-                status=failure.status if failure else None,
-                elapsed_s=round(time.monotonic() - began, 4),
-                phase=phase,
-            )
+            return refused_step(size, error, began, phase)
         self.sent += 1
         due = self.sent if self.echoing else None
         step = await _size_step(probe, counter, size, self.ping_timeout_s, due)
