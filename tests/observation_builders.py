@@ -40,6 +40,7 @@ from wsdoctor.observations import (
     PathResult,
     RttStats,
     StageResult,
+    Step,
 )
 from wsdoctor.stats import jitter, percentile
 
@@ -182,6 +183,23 @@ def _beats(interval_s: float, until_s: float) -> list[float]:
     """Times of a periodic action every ``interval_s`` strictly before ``until_s``."""
     count = max(0, math.ceil(until_s / interval_s) - 1)
     return [round(interval_s * (k + 1), 4) for k in range(count)]
+
+
+def ramp_step(
+    value: int, answered: int, failures: dict[str, int] | None = None, **more: object
+) -> Step:
+    """One level of a capacity ramp: ``value`` handshakes sent, ``answered`` of them worked."""
+    failures = failures or {}
+    fields: dict[str, object] = {"phase": "ramp", **more}
+    return Step(
+        value=value,
+        ok=not failures,
+        sent=value,
+        answered=answered,
+        failed=sum(failures.values()),
+        failures=failures,
+        **fields,  # type: ignore[arg-type]
+    )
 
 
 # --- stages --------------------------------------------------------------------------------

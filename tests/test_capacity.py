@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 from labkit import json_report, run_cli
+from observation_builders import ramp_step
 from typer.testing import CliRunner
 
 import wsdoctor.probes.capacity
@@ -281,28 +282,15 @@ def _observations(steps: list[Step], client_fd_limit: int = 20000) -> Observatio
     return Observations(started_at="2026-11-02T09:00:00+00:00", duration_s=5.0, paths=[path])
 
 
-def _step(value: int, answered: int, failures: dict[str, int] | None = None) -> Step:
-    failures = failures or {}
-    return Step(
-        value=value,
-        ok=not failures,
-        sent=value,
-        answered=answered,
-        failed=sum(failures.values()),
-        failures=failures,
-        phase="ramp",
-    )
-
-
 def test_rule_429_is_a_rate_limit() -> None:
-    steps = [_step(10, 10), _step(20, 14, {"http_429": 6})]
+    steps = [ramp_step(10, 10), ramp_step(20, 14, {"http_429": 6})]
     verdict = diagnosed(_observations(steps)).verdict
     assert (verdict.culprit, verdict.hop) == ("rate_limit", "server")
     assert "429" in verdict.summary
 
 
 def test_rule_shed_connections_are_server_limits() -> None:
-    steps = [_step(50, 50), _step(100, 80, {"shed_reset": 20})]
+    steps = [ramp_step(50, 50), ramp_step(100, 80, {"shed_reset": 20})]
     diagnosis = diagnosed(_observations(steps))
     assert (diagnosis.verdict.culprit, diagnosis.verdict.hop) == ("server_limits", "server")
     assert diagnosis.verdict.connection_limit == 80
@@ -320,14 +308,14 @@ def test_rule_not_recovering_is_reported() -> None:
         elapsed_s=5.5,
         phase="recovery",
     )
-    steps = [_step(10, 10), _step(20, 12, {"timeout": 8}), recovery]
+    steps = [ramp_step(10, 10), ramp_step(20, 12, {"timeout": 8}), recovery]
     diagnosis = diagnosed(_observations(steps))
     assert "had not recovered" in diagnosis.verdict.summary
     assert any(f.code == "server_not_recovered" for f in diagnosis.findings)
 
 
 def test_rule_client_and_server_failures_blame_the_server() -> None:
-    steps = [_step(10, 10), _step(20, 15, {"http_503": 2, "client_fd_limit": 3})]
+    steps = [ramp_step(10, 10), ramp_step(20, 15, {"http_503": 2, "client_fd_limit": 3})]
     diagnosis = diagnosed(_observations(steps, client_fd_limit=100))
     assert diagnosis.verdict.culprit == "server_limits"
     assert diagnosis.verdict.connection_limit == 15
@@ -342,8 +330,11 @@ def _proxied(steps: list[Step]) -> PathResult:
 @pytest.mark.parametrize(
     ("direct", "hop"),
     [
-        ([_step(10, 10), _step(20, 20), _step(50, 50)], "proxy"),  # the direct path held more
-        ([_step(10, 10), _step(20, 15, {"http_503": 5})], "server"),  # it failed there too
+        (
+            [ramp_step(10, 10), ramp_step(20, 20), ramp_step(50, 50)],
+            "proxy",
+        ),  # the direct path held more
+        ([ramp_step(10, 10), ramp_step(20, 15, {"http_503": 5})], "server"),  # it failed there too
         (None, None),  # only the proxied path: not placed, and the evidence says why
     ],
 )
@@ -353,7 +344,7 @@ def test_rule_limit_through_a_proxy_is_placed_by_comparison(
     observations = _observations(direct or [])
     observations.paths = [
         *(observations.paths if direct else []),
-        _proxied([_step(10, 10), _step(20, 15, {"http_503": 5})]),
+        _proxied([ramp_step(10, 10), ramp_step(20, 15, {"http_503": 5})]),
     ]
     diagnosis = diagnosed(observations)
     assert (diagnosis.verdict.culprit, diagnosis.verdict.hop) == ("server_limits", hop)

@@ -23,6 +23,7 @@ from observation_builders import (
     horizon_for,
     idle_path,
     observations,
+    ramp_step,
 )
 
 from wsdoctor.diagnosis.catalogue import (
@@ -56,22 +57,6 @@ STARTED_AT = "2026-11-02T09:00:00+00:00"
 def _stage_path(name: str, *steps: Step, **stage: object) -> PathResult:
     result = StageResult(name=name, started_at=0.0, duration_s=5.0, steps=list(steps), **stage)  # type: ignore[arg-type]
     return PathResult(name="direct", url="ws://127.0.0.1:1/", stages=[result])
-
-
-def _ramp(
-    value: int, answered: int, failures: dict[str, int] | None = None, **more: object
-) -> Step:
-    failures = failures or {}
-    fields: dict[str, object] = {"phase": "ramp", **more}
-    return Step(
-        value=value,
-        ok=not failures,
-        sent=value,
-        answered=answered,
-        failed=sum(failures.values()),
-        failures=failures,
-        **fields,  # type: ignore[arg-type]
-    )
 
 
 def _closes(*endings: Ending, stage: str = "idle") -> Observations:
@@ -136,7 +121,9 @@ def _rate(*steps: tuple[int, bool], code: int = 1008) -> Observations:
 def _storm(failed: int) -> Observations:
     plain = Step(value=20, ok=not failed, sent=20, answered=20, failed=failed, phase="storm")
     backoff = Step(value=20, ok=True, sent=20, answered=20, phase="storm_backoff")
-    return observations(_stage_path("capacity", _ramp(10, 10), _ramp(20, 20), plain, backoff))
+    return observations(
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 20), plain, backoff)
+    )
 
 
 def _one_idle_drop() -> Observations:
@@ -195,31 +182,36 @@ HAND_WRITTEN: dict[str, Callable[[], Observations]] = {
     "burst-closed": lambda: _rate((10, True), (100, False), code=1011),
     "rate-ok": lambda: _rate((10, True), (100, True)),
     "capacity-503": lambda: observations(
-        _stage_path("capacity", _ramp(10, 10), _ramp(20, 15, {"http_503": 5}))
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 15, {"http_503": 5}))
     ),
     "capacity-429": lambda: observations(
-        _stage_path("capacity", _ramp(10, 10), _ramp(20, 15, {"http_429": 5}))
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 15, {"http_429": 5}))
     ),
     "capacity-refused": lambda: observations(
-        _stage_path("capacity", _ramp(10, 10), _ramp(20, 15, {"refused": 5}))
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 15, {"refused": 5}))
     ),
     "capacity-shed": lambda: observations(
-        _stage_path("capacity", _ramp(10, 10), _ramp(20, 15, {"shed_reset": 5}))
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 15, {"shed_reset": 5}))
     ),
     "capacity-client-fd": lambda: observations(
         _stage_path(
-            "capacity", _ramp(10, 10), _ramp(20, 15, {"client_fd_limit": 5}), client_fd_limit=20
+            "capacity",
+            ramp_step(10, 10),
+            ramp_step(20, 15, {"client_fd_limit": 5}),
+            client_fd_limit=20,
         )
     ),
     "capacity-client-ports": lambda: observations(
-        _stage_path("capacity", _ramp(10, 10), _ramp(20, 15, {"client_ports": 5}))
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 15, {"client_ports": 5}))
     ),
-    "capacity-held": lambda: observations(_stage_path("capacity", _ramp(10, 10), _ramp(20, 20))),
+    "capacity-held": lambda: observations(
+        _stage_path("capacity", ramp_step(10, 10), ramp_step(20, 20))
+    ),
     "capacity-not-recovered": lambda: observations(
         _stage_path(
             "capacity",
-            _ramp(10, 10),
-            _ramp(20, 12, {"timeout": 8}),
+            ramp_step(10, 10),
+            ramp_step(20, 12, {"timeout": 8}),
             Step(value=5, ok=False, sent=5, failed=5, failures={"timeout": 5}, phase="recovery"),
         )
     ),
