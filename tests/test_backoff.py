@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from wsdoctor.backoff import Backoff, BackoffPolicy
+from wsdoctor.backoff import STABLE_UP_S, Backoff, BackoffPolicy
 
 
 def test_ceilings_double_from_the_base_up_to_the_cap() -> None:
@@ -48,6 +48,27 @@ def test_a_stable_connection_resets_the_backoff_and_a_short_one_does_not() -> No
     backoff.dropped_after(4.0)
     assert backoff.failures == 0
     assert backoff.next_delay()[1] == 0.5
+
+
+def test_the_stable_period_is_the_cap_but_at_most_a_few_seconds() -> None:
+    assert BackoffPolicy(base_s=0.1, max_s=1.0).stable_after_s == 1.0
+    assert BackoffPolicy(base_s=0.5, max_s=30.0).stable_after_s == STABLE_UP_S == 5.0
+    # With the default cap, a connection cut after 10 s is no failure: every drop starts over.
+    backoff = Backoff(BackoffPolicy(base_s=0.5, max_s=30.0), random.Random(4))
+    attempts = []
+    for _ in range(6):
+        backoff.dropped_after(10.0)
+        backoff.next_delay()
+        attempts.append(backoff.failures)
+    assert attempts == [1] * 6
+    # Connections dropped at once (1 s, under 5 s) are failures: the ceiling keeps doubling.
+    ceilings = []
+    for _ in range(5):
+        backoff.dropped_after(1.0)
+        ceilings.append(backoff.next_delay()[1])
+    assert ceilings == [1.0, 2.0, 4.0, 8.0, 16.0]
+    backoff.dropped_after(5.0)
+    assert backoff.failures == 0
 
 
 def test_the_stable_period_can_be_set_apart_from_the_cap() -> None:

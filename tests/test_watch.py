@@ -316,6 +316,77 @@ def test_repeated_drops_are_counted_classified_and_reconnects_back_off() -> None
         assert after["t"] >= attempt["t"] + attempt["delay_s"] - 0.01
 
 
+def _attempts_after_each_drop(events: list[dict]) -> list[dict]:
+    """The first reconnect attempt scheduled after each disconnect."""
+    out, dropped = [], False
+    for event in events:
+        if event["event"] == "disconnect":
+            dropped = True
+        elif event["event"] == "reconnect_attempt" and dropped:
+            out.append(event)
+            dropped = False
+    return out
+
+
+def test_backoff_starts_over_after_connections_that_stayed_up() -> None:
+    """A proxy cuts every connection after 1.5 s idle (no heartbeat within the watch): each
+    reconnect works and each connection outlives the stable period (the 0.8 s cap), so every
+    drop is followed by attempt 1 under the base ceiling, never a growing wait."""
+    events: list[dict] = []
+
+    async def main() -> tuple[Observations, dict[str, int]]:
+        async with lab(fault={"idle_timeout_s": 1.5}) as (_, proxied):
+            assert proxied is not None
+            plan = _plan(
+                proxied,
+                interval_s=30.0,
+                duration_s=6.5,
+                backoff=BackoffPolicy(base_s=0.2, max_s=0.8),
+            )
+            observations, task = _watched(plan, events)
+            await task
+        return observations
+
+    observations = asyncio.run(main())
+    log = observations.watch
+    assert log is not None
+    drops = log.disconnects
+    assert len(drops) >= 3, drops
+    assert all(d.ending.kind == "eof" and d.ending.age_s >= 1.0 for d in drops)
+    assert len(log.reconnect_times_s) >= 3  # every reconnect worked
+    after_drops = _attempts_after_each_drop(events)
+    assert len(after_drops) == len(drops)
+    assert [e["attempt"] for e in after_drops] == [1] * len(drops)
+    assert [e["ceiling_s"] for e in after_drops] == [0.2] * len(drops)
+    assert all(0 <= e["delay_s"] <= 0.2 for e in after_drops)
+    assert not [e for e in events if e["event"] == "handshake_failed"]
+
+
+def test_backoff_grows_while_the_target_refuses() -> None:
+    """Nothing listens: every attempt fails, attempt numbers count up and the ceiling doubles
+    up to the cap."""
+    port = free_port()
+    events: list[dict] = []
+
+    async def main() -> Observations:
+        plan = _plan(f"ws://{HOST}:{port}/", duration_s=3.0)
+        observations, task = _watched(plan, events)
+        await task
+        return observations
+
+    observations = asyncio.run(main())
+    attempts = [e for e in events if e["event"] == "reconnect_attempt"]
+    assert len(attempts) >= 4
+    assert [e["attempt"] for e in attempts] == list(range(1, len(attempts) + 1))
+    assert [e["ceiling_s"] for e in attempts] == [
+        min(1.5, 0.1 * 2**k) for k in range(len(attempts))
+    ]
+    failed = [e for e in events if e["event"] == "handshake_failed"]
+    assert len(failed) >= len(attempts) - 1
+    assert all(e["failure"]["reason"] == "refused" for e in failed)
+    assert observations.watch is not None and observations.watch.up_s == 0
+
+
 async def _restarting_server(connections: set[ServerConnection]) -> tuple[object, int]:
     async def handler(ws: ServerConnection) -> None:
         connections.add(ws)

@@ -3,7 +3,9 @@
 Each watched connection pings at a fixed interval (after its application heartbeat message,
 when one is given), notes how and when it ended, waits out a jittered exponential backoff and
 opens again. Failed handshakes count as attempts and back off too, so there is never a tight
-reconnect loop. Facts only: which culprit a drop points to is for ``wsdoctor.diagnosis``.
+reconnect loop; a connection that stayed up for the stable period (min(the backoff cap, 5 s),
+see ``wsdoctor.backoff``) was no failure, and the wait after its drop starts over from the base.
+Facts only: which culprit a drop points to is for ``wsdoctor.diagnosis``.
 """
 
 from __future__ import annotations
