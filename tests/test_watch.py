@@ -506,20 +506,94 @@ def test_metrics_are_scraped_over_http_and_kept_in_a_textfile(tmp_path: Path) ->
     assert _sample_sum(seen, "wsdoctor_watch_rtt_seconds", "_count") > 0
     assert _sample_sum(seen, "wsdoctor_watch_last_rtt_seconds") > 0
     assert _sample_sum(seen, "wsdoctor_watch_reconnect_attempts", "_total") >= 2
-    causes = {
-        (s.labels["cause"], s.labels["ending"])
-        for s in seen["wsdoctor_watch_disconnects"]
-        if s.name.endswith("_total")
-    }
-    assert {ending for _, ending in causes} == {"eof"}
-    assert {cause for cause, _ in causes} <= {"lifetime_cap", "network_instability"}
+    endings = {s.labels["ending"] for s in seen["wsdoctor_watch_disconnects"] if s.value}
+    assert endings == {"eof"}
+    causes = {s.labels["cause"] for s in seen["wsdoctor_watch_disconnects_by_cause"] if s.value}
+    assert causes <= {"lifetime_cap", "network_instability"}
     written = {f.name: f.samples for f in text_string_to_metric_families(textfile.read_text())}
-    assert _sample_sum(written, "wsdoctor_watch_disconnects", "_total") >= 2
+    dropped = _sample_sum(written, "wsdoctor_watch_disconnects", "_total")
+    assert dropped >= 2
     assert _sample_sum(written, "wsdoctor_watch_connection_up") == 0  # the watch has ended
+    # At the end every drop is labelled as the summary labels it: all of them a lifetime cap.
+    final = {s.labels["cause"]: s.value for s in written["wsdoctor_watch_disconnects_by_cause"]}
+    assert {cause: n for cause, n in final.items() if n} == {"lifetime_cap": dropped}
     report = json.loads(stdout)
     validate_report(report)
     assert report["verdict"]["culprit"] == "lifetime_cap"
     assert "metrics on http://127.0.0.1:" in stderr
+
+
+def _final_labels(events: list[dict]) -> dict[int, str]:
+    """Each drop's cause as the events log leaves it: its own event, then any relabel."""
+    labels: dict[int, str] = {}
+    for event in events:
+        if "index" in event and "cause" in event:
+            labels[event["index"]] = event["cause"]
+    return labels
+
+
+def test_drops_are_relabelled_everywhere_when_their_pattern_shows(tmp_path: Path) -> None:
+    """A proxy cuts every connection after 1 s idle. The first drop alone looks like
+    network_instability; the second shows the pattern, and the first is relabelled: the events
+    log, the Prometheus text and the summary all end with every drop a proxy_idle_timeout.
+    The URL carries a password and a token, which no series label may show."""
+    events_file = tmp_path / "events.jsonl"
+    textfile = tmp_path / "wsdoctor.prom"
+    secret = "pr0m-S3cret-77"
+    with lab_in_thread(fault={"idle_timeout_s": 1.0}) as url:
+        host_port = url.removeprefix("ws://").rstrip("/")
+        watched = f"ws://user:{secret}@{host_port}/feed?token={secret}&room=a.b"
+        result = run_cli(
+            "watch", watched, "--interval", "30", "--duration", "4.5",
+            "--backoff-base", "0.1", "--backoff-max", "0.5", "--events", str(events_file),
+            "--metrics-textfile", str(textfile), "--json", "-",
+            timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    validate_report(report)
+    drops = report["watch"]["disconnects"]
+    assert len(drops) >= 2
+    assert {d["ending"]["kind"] for d in drops} == {"eof"}
+
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    told = [e for e in events if e["event"] == "disconnect"]
+    assert told[0]["cause"] == "network_instability"  # alone, nothing explains it yet
+    relabels = [e for e in events if e["event"] == "relabel"]
+    assert relabels and relabels[0]["index"] == 0
+    assert (relabels[0]["was"], relabels[0]["cause"]) == (
+        "network_instability",
+        "proxy_idle_timeout",
+    )
+    final = _final_labels(events)
+    assert final == {i: "proxy_idle_timeout" for i in range(len(drops))}
+
+    families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
+    by_cause = {
+        s.labels["cause"]: s.value for s in families["wsdoctor_watch_disconnects_by_cause"].samples
+    }
+    assert {c: n for c, n in by_cause.items() if n} == {"proxy_idle_timeout": len(drops)}
+    assert by_cause.get("network_instability", 0) == 0
+    ended = {
+        s.labels["ending"]: s.value
+        for s in families["wsdoctor_watch_disconnects"].samples
+        if s.name.endswith("_total")
+    }
+    assert ended == {"eof": len(drops)}
+
+    assert report["verdict"]["culprit"] == "proxy_idle_timeout"
+    summary = next(f for f in report["findings"] if f["code"] == "watch_summary")
+    assert f"causes: {len(drops)} x proxy_idle_timeout" in summary["evidence"]
+    assert (
+        "drop 0 relabelled: network_instability -> proxy_idle_timeout"
+        in result.stderr + result.stdout
+    )
+
+    # Every series names its target, the URL without its secrets.
+    expected = f"ws://[redacted]@{host_port}/feed?token=[redacted]&room=a.b"
+    samples = [s for f in families.values() for s in f.samples]
+    assert samples and {s.labels.get("target") for s in samples} == {expected}
+    assert secret not in textfile.read_text() and secret not in events_file.read_text()
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

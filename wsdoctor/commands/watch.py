@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
@@ -165,6 +165,7 @@ class _Sink:
     metrics: WatchMetrics | None
     textfile: str | None
     dirty: bool = False
+    labels: list[str] = field(default_factory=list)
 
     def causes(self) -> list[str]:
         """The cause of every drop so far, as the diagnosis sees it."""
@@ -174,10 +175,45 @@ class _Sink:
         return disconnect_causes(log) if log is not None else []
 
     def __call__(self, event: dict[str, Any]) -> None:
+        """Label a drop (or an opening outage) with its cause as known now; when this event
+        reveals a pattern, relabel the earlier drops it explains, everywhere (see relabel)."""
+        if event["event"] not in ("disconnect", "handshake_failed"):
+            self.send(event)
+            return
+        causes = self.causes()
+        if "index" in event:
+            event["cause"] = causes[event["index"]]
+        self.send(event)
+        self.relabel(causes, event["t"])
+
+    def relabel(self, causes: list[str] | None = None, t: float | None = None) -> None:
+        """A ``relabel`` event for every drop whose cause changed since it was told: the
+        events log, the metrics and the plain lines follow it, so that all of them end with
+        the causes the summary gives."""
+        log = self.observations.watch
+        if log is None:
+            return
+        causes = self.causes() if causes is None else causes
+        when = log.duration_s if t is None else t
+        for index, (was, cause) in enumerate(zip(self.labels, causes)):
+            if was != cause:
+                connection = log.disconnects[index].connection
+                self.send(
+                    {
+                        "event": "relabel",
+                        "t": when,
+                        "connection": connection,
+                        "index": index,
+                        "cause": cause,
+                        "was": was,
+                    }
+                )
+        self.labels = list(causes)
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Take one event to the events log, the metrics and the plain output."""
         from wsdoctor.report.watch import event_line
 
-        if event["event"] == "disconnect":
-            event["cause"] = self.causes()[event["index"]]
         if self.events is not None:
             self.events.write(event)
         if self.metrics is not None:
@@ -245,6 +281,8 @@ class WatchGatherer(Gatherer):
         self.stopped = True
 
     def cleanup(self) -> None:
+        if getattr(self, "sink", None) is not None:
+            self.sink.relabel()  # the last word on every drop, before the outputs close
         if self.metrics is not None:
             self.metrics.stopped()
             self.sink.dirty = True
@@ -272,7 +310,7 @@ def _start_metrics(plan: WatchPlan, outputs: _Outputs) -> tuple[Any, Any]:
         return None, None
     from wsdoctor.metrics import WatchMetrics
 
-    metrics = WatchMetrics(plan.connections)
+    metrics = WatchMetrics(plan.connections, plan.path.url)
     if outputs.metrics_port is None:
         return metrics, None
     try:

@@ -128,8 +128,10 @@ class _Slot:
         return True
 
     def _handshake_failed(self, failure: HandshakeFailure | None) -> None:
+        """Record the failure on the outage (opened here when the watch starts with one), then
+        tell: the event names the outage's index in the log when it opened one."""
         shared = self.shared
-        shared.event("handshake_failed", self.index, failure=to_dict(failure))
+        opened: dict[str, int] = {}
         if self.outage is None:  # never up yet: the watch starts with an outage
             now = time.monotonic()
             self.outage = Disconnect(
@@ -144,7 +146,9 @@ class _Slot:
             )
             self.outage_began = now
             shared.log.disconnects.append(self.outage)
+            opened["index"] = len(shared.log.disconnects) - 1
         self.outage.failure = failure
+        shared.event("handshake_failed", self.index, failure=to_dict(failure), **opened)
 
     async def _keep_alive(self) -> None:
         """Beat until the connection ends; then record how it ended."""

@@ -110,7 +110,8 @@ def watch_panel(status: WatchStatus, log: WatchLog, causes: list[str]) -> Panel:
 
 
 def event_line(event: dict[str, Any]) -> str | None:
-    """One plain line for a connect, drop, reconnect attempt or failed handshake (not RTTs)."""
+    """One plain line for a connect, drop, relabelled drop, reconnect attempt or failed
+    handshake (not RTTs)."""
     kind = event["event"]
     head = f"[{event['t']:8.1f} s] #{event['connection']}"
     if kind == "connect":
@@ -127,6 +128,8 @@ def event_line(event: dict[str, Any]) -> str | None:
             f"{head} reconnect attempt {event['attempt']} in {event['delay_s']:.2f} s "
             f"(backoff up to {event['ceiling_s']:.2f} s)"
         )
+    if kind == "relabel":  # a later drop revealed the pattern of an earlier one
+        return f"{head} drop {event['index']} relabelled: {event['was']} -> {event['cause']}"
     if kind == "handshake_failed":
         failure = event.get("failure") or {}
         return f"{head} handshake failed: {failure.get('message', 'unknown reason')}"
