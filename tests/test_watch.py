@@ -650,3 +650,11 @@ def test_bad_watch_options_are_one_line_errors(args: list[str], words: str) -> N
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+
+
+def test_the_help_states_the_backoff_rule() -> None:
+    result = run_cli("watch", "--help", timeout=20)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "consecutive failures only" in text
+    assert "5 s)" in text and "starts the backoff over" in text

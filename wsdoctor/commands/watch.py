@@ -99,7 +99,12 @@ def watch(
     connect: ConnectArgs,
     report: ReportArgs,
 ) -> None:
-    """Keep connections open with heartbeats; record, classify and count every drop."""
+    """Keep connections open with heartbeats; record, classify and count every drop.
+
+    Reconnects back off (jittered, from --backoff-base doubling up to --backoff-max) on
+    consecutive failures only: a failed handshake, or a connection that ended within
+    min(--backoff-max, 5 s). A connection that stayed up that long starts the backoff over.
+    """
     from wsdoctor.backoff import BackoffPolicy
     from wsdoctor.plan import WatchPlan, environment_proxy
 
