@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import ssl
 import time
@@ -16,13 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidMessage,
-    InvalidStatus,
-    InvalidURI,
-)
+from websockets.exceptions import InvalidMessage
 from websockets.frames import Frame, Opcode
 
 from wsdoctor import __version__
@@ -36,23 +29,22 @@ from wsdoctor.observations import (
     HandshakeFailure,
 )
 from wsdoctor.plan import ConnectOptions, PathSpec
+from wsdoctor.probes.classify import (
+    TLS_SILENT,
+    LinkFacts,
+    classify_ending,
+    connect_failure,
+    upgrade_failure,
+)
 from wsdoctor.probes.forward_proxy import ForwardProxyError, open_tunnel
-from wsdoctor.redact import redact_headers, redact_url
+from wsdoctor.redact import redact_headers
 
 USER_AGENT = f"wsdoctor/{__version__}"
 CLOSE_TIMEOUT_S = 2.0
 FIRST_BYTES = 16
 """How much of the server's first answer is kept, to name what answered when it is not HTTP."""
-REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
-TLS_RECORD_TYPES = {0x15: "alert", 0x16: "handshake"}
 TLS_CHECK_S = 2.0
 """How long the check whether a port that closed on a ws:// request speaks TLS may take."""
-TLS_SILENT = b"\x16\x03"
-"""Stands for the first bytes of a port that closed on ws:// but completed a TLS handshake."""
-HTTPS_PORT_BODIES = (
-    b"plain HTTP request was sent to HTTPS port",  # nginx
-    b"Client sent an HTTP request to an HTTPS server",  # Go net/http
-)
 
 
 class InstrumentedConnection(ClientConnection):
@@ -193,63 +185,26 @@ class ProbeConnection:
             server_ping_interval_s=_median_gap(self.conn.server_ping_times),
         )
 
-    def _idle_at(self, moment: float) -> float:
-        """Seconds without a byte either way before ``moment`` (what came later is ignored)."""
+    def link(self) -> LinkFacts:
+        """What the transport saw of this connection, for the shared classifier."""
         conn = self.conn
-        before = [t for t in (conn.last_rx, conn.last_tx) if t <= moment]
-        return round(max(0.0, moment - max(before, default=self.established_at)), 4)
+        return LinkFacts(
+            established_at=self.established_at,
+            last_rx=conn.last_rx,
+            last_tx=conn.last_tx,
+            lost_at=conn.lost_at,
+            lost_exc=conn.lost_exc,
+            eof_at=conn.eof_at,
+            close_rcvd_at=conn.close_rcvd_at,
+            silent_at=self.silent_at,
+            closed_locally=self.closed_locally,
+            cause=conn.connection_exc,
+        )
 
     def ending(self, stage_end: float | None = None) -> Ending:
         """How this connection ended (or ``open`` if it had not by ``stage_end``)."""
-        conn = self.conn
-        if self.silent_at is not None:
-            end = self.silent_at
-            return Ending(
-                kind="silent",
-                age_s=round(end - self.established_at, 4),
-                idle_s=self._idle_at(end),
-                detail="ping unanswered; nothing received",
-            )
-        end = conn.lost_at if conn.lost_at is not None else (stage_end or time.monotonic())
-        age = round(end - self.established_at, 4)
-        idle = self._idle_at(end)
-        proto = conn.protocol
-        if proto.close_rcvd is not None and (
-            proto.close_sent is None or proto.close_rcvd_then_sent
-        ):
-            end = conn.close_rcvd_at or end
-            return Ending(
-                kind="close_frame",
-                age_s=round(end - self.established_at, 4),
-                idle_s=self._idle_at(end),
-                code=proto.close_rcvd.code,
-                reason=proto.close_rcvd.reason or None,
-                initiator="server",
-            )
-        if self.closed_locally:
-            return Ending(kind="local", age_s=age, idle_s=idle, initiator="client")
-        if proto.close_sent is not None:  # the client library failed the connection itself
-            cause = proto.parser_exc or conn.connection_exc
-            return Ending(
-                kind="close_frame",
-                age_s=age,
-                idle_s=idle,
-                code=proto.close_sent.code,
-                reason=proto.close_sent.reason or None,
-                initiator="client",
-                detail="the server broke the protocol: "
-                + (str(cause)[:200] if cause else f"close {proto.close_sent.code}"),
-            )
-        if conn.lost_at is None:
-            return Ending(kind="open", age_s=age, idle_s=idle)
-        if isinstance(conn.lost_exc, ConnectionResetError):
-            return Ending(kind="reset", age_s=age, idle_s=idle, detail="TCP RST")
-        if conn.eof_at is not None:
-            idle = self._idle_at(conn.eof_at)
-            age = round(conn.eof_at - self.established_at, 4)
-            return Ending(kind="eof", age_s=age, idle_s=idle, detail="TCP FIN, no close frame")
-        detail = type(conn.lost_exc).__name__ if conn.lost_exc else "transport closed"
-        return Ending(kind="reset", age_s=age, idle_s=idle, detail=detail)
+        now = stage_end or time.monotonic()
+        return classify_ending(self.link(), self.conn.protocol, now)
 
 
 def _median_gap(times: list[float]) -> float | None:
@@ -275,6 +230,8 @@ def _ssl_context(url: str, options: ConnectOptions) -> ssl.SSLContext | None:
     if options.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if options.client_cert is not None:
+        context.load_cert_chain(options.client_cert, options.client_key, password=b"")
     return context
 
 
@@ -323,9 +280,8 @@ async def _tcp_connect(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         timings["tcp_s"] = round(time.monotonic() - started, 6)
         return sock
-    if isinstance(last_error, ConnectionRefusedError):
-        _fail(timings, "refused", f"connection refused by {host}:{port}")
-    _fail(timings, "other", f"cannot connect to {host}:{port}: {last_error}")
+    refusal = connect_failure(last_error or OSError("no address"), host, port)
+    _fail(timings, refusal.reason, refusal.message)
     raise AssertionError("unreachable")
 
 
@@ -444,19 +400,6 @@ class _ConnectOnce(connect):
         return exc
 
 
-def _not_http(first_bytes: bytes, secure: bool) -> tuple[str, str] | None:
-    """The failure reason and message when the answer was not HTTP at all, else None."""
-    if not first_bytes or first_bytes.startswith(b"HTTP/"):
-        return None
-    record = TLS_RECORD_TYPES.get(first_bytes[0])
-    if first_bytes == TLS_SILENT and not secure:
-        what = "it closed the plain request, and completes a TLS handshake"
-        return "tls", f"this port speaks TLS ({what}): use wss://"
-    if not secure and record is not None and first_bytes[1:2] == b"\x03":
-        return "tls", f"this port speaks TLS (it answered with a TLS {record} record): use wss://"
-    return "upgrade_not_performed", f"not an HTTP response to the upgrade: {first_bytes!r}"
-
-
 def _classify_upgrade_failure(
     exc: Exception,
     timings: dict[str, float | None],
@@ -464,50 +407,7 @@ def _classify_upgrade_failure(
     secure: bool = False,
     first_bytes: bytes = b"",
 ) -> None:
-    if isinstance(exc, InvalidStatus):
-        response = exc.response
-        headers = redact_headers(dict(response.headers.raw_items()))
-        for name in [n for n in headers if n.lower() == "location"]:
-            headers[name] = redact_url(headers[name])  # its query may carry a token
-        status = response.status_code
-        message = f"server answered the upgrade with HTTP {status}"
-        location = response.headers.get("Location")
-        if status in REDIRECT_STATUSES and location:
-            message += f", a redirect to {redact_url(location)} (not followed)"
-        if not secure and any(text in (response.body or b"") for text in HTTPS_PORT_BODIES):
-            reason = f"it answered HTTP {status}: a plain HTTP request was sent to an HTTPS port"
-            _fail(timings, "tls", f"this port speaks TLS ({reason}): use wss://", status=status)
-        _fail(timings, "http_status", message, status=status, headers=headers)
-    not_http = _not_http(first_bytes, secure)
-    if not_http is not None and not isinstance(exc, asyncio.TimeoutError):
-        _fail(timings, *not_http)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        _fail(timings, "tls", f"TLS certificate of {host} rejected: {exc.verify_message}")
-    if isinstance(exc, ssl.SSLError):
-        _fail(timings, "tls", f"TLS handshake with {host} failed: {exc.reason or exc}")
-    if isinstance(exc, asyncio.TimeoutError):
-        _fail(timings, "timeout", "no answer to the WebSocket upgrade in time")
-    if isinstance(exc, InvalidMessage):
-        cause = exc.__cause__
-        old_http = re.search(r"HTTP/1\.0 (\d{3})", str(cause))
-        if old_http:
-            status = int(old_http.group(1))
-            _fail(
-                timings,
-                "http_status",
-                f"server answered the upgrade with HTTP/1.0 {status}",
-                status=status,
-            )
-        if isinstance(cause, (EOFError, ConnectionError)):
-            _fail(timings, "reset", "connection closed during the upgrade")
-        if isinstance(cause, ssl.SSLError):
-            _fail(timings, "tls", f"TLS handshake with {host} failed: {cause}")
-        _fail(timings, "upgrade_not_performed", f"not an HTTP response to the upgrade: {cause}")
-    if isinstance(exc, InvalidURI):
-        _fail(timings, "other", "invalid WebSocket URL")
-    if isinstance(exc, InvalidHandshake):
-        _fail(timings, "upgrade_not_performed", f"upgrade not performed: {exc}")
-    if isinstance(exc, ConnectionError | ConnectionClosed):
-        _fail(timings, "reset", "connection closed during the upgrade")
-    if isinstance(exc, OSError):
-        _fail(timings, "other", f"connection failed: {exc}")
+    refusal = upgrade_failure(exc, host, secure, first_bytes)
+    if refusal is not None:
+        extra = {"headers": refusal.headers} if refusal.headers else {}
+        _fail(timings, refusal.reason, refusal.message, status=refusal.status, **extra)
