@@ -91,7 +91,9 @@ def test_recorded_small_nofile_without_target_is_healthy() -> None:
     verdict = diagnosed(SMALL_NOFILE).verdict
     assert verdict.status == "healthy"
     assert within_10_percent(verdict.connection_limit, 1024 - FD_HEADROOM)
-    assert "--target-connections" in verdict.summary
+    (remedy,) = verdict.remedies
+    assert "RLIMIT_NOFILE" in remedy and "--target-connections N" in remedy
+    assert "<" not in remedy  # no unfilled placeholder such as <limit>
 
 
 def test_recorded_conntrack_server() -> None:

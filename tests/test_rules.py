@@ -306,7 +306,9 @@ def test_keepers_that_outlive_the_drop_raise_confidence() -> None:
     ).verdict
     assert without.culprit == with_keepers.culprit == "proxy_idle_timeout"
     assert with_keepers.confidence > without.confidence
-    assert "pinging every 32 s outlived the drop" in with_keepers.remedies[-1]
+    remedy = with_keepers.remedies[-1]
+    assert "every 30 s: half of the 60 s" in remedy
+    assert "pinging every 32 s already outlived the drop" in remedy
 
 
 # --- two paths: direct and via-proxy -------------------------------------------------------

@@ -1,5 +1,5 @@
 """Allow ``python -m wsdoctor``."""
 
-from wsdoctor.cli import main
+from wsdoctor.entry import main
 
 main()

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from wsdoctor.diagnosis.expectations import PROBLEM_CULPRITS, Expectations
 from wsdoctor.plan import (
+    DEFAULT_OPEN_TIMEOUT_S,
     QUICK_MAX_IDLE_S,
     PlanError,
     parse_header,
@@ -35,7 +36,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-DEFAULT_OPEN_TIMEOUT_S = 10.0
 MIN_SECRET_CHARS = 4
 EXPECTATION_KEYS = (
     "require-idle",

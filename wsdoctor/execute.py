@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from wsdoctor.runguard import RunGuard
 
 LIVE_REFRESH_S = 0.5
-PLAIN_WIDTH = 110
+PLAIN_WIDTH = 10_000  # piped: a line is as long as its content, never wrapped
 STACKS_SUFFIX = ".stacks.txt"
 
 
@@ -40,8 +40,18 @@ class Outputs:
     json_path: str | None = None
     html_path: str | None = None
     color: bool = True
-    quiet: bool = False
     debug: bool = False
+    verbosity: int = 0  # -1: the verdict line only (-q); 0: a screen; 1: every detail (-v)
+
+    @property
+    def quiet(self) -> bool:
+        """``-q``: no progress, and the verdict line instead of the report."""
+        return self.verbosity < 0
+
+    @property
+    def verbose(self) -> bool:
+        """``-v``: stage tables and every connection too."""
+        return self.verbosity > 0
 
     @property
     def stacks_path(self) -> str | None:
@@ -62,11 +72,22 @@ def make_console(outputs: Outputs, stderr: bool | None = None) -> Any:
     return console
 
 
+def print_verdict_line(diagnosis: Diagnosis, outputs: Outputs) -> None:
+    """``-q``: the verdict on one line, where the report would have gone."""
+    from wsdoctor.report.text import verdict_line
+
+    stream = sys.stderr if outputs.json_path == "-" else sys.stdout
+    print(verdict_line(diagnosis.verdict), file=stream, flush=True)
+
+
 def progress_console(color: bool) -> Any:
     """The console that progress goes to while a run gathers: standard error."""
     from rich.console import Console
 
-    return Console(stderr=True, no_color=not color, highlight=False)
+    console = Console(stderr=True, no_color=not color, highlight=False)
+    if not console.is_terminal:
+        console.soft_wrap = True  # a progress line piped to a log stays one line
+    return console
 
 
 # --- findings the pipeline itself adds ----------------------------------------------------
@@ -167,7 +188,7 @@ class Gatherer:
         """Print the terminal report."""
         from wsdoctor.report.terminal import render_terminal
 
-        render_terminal(self.observations, diagnosis, make_console(outputs))
+        render_terminal(self.observations, diagnosis, make_console(outputs), outputs.verbose)
 
     def report(self, diagnosis: Diagnosis) -> dict[str, Any]:
         """The JSON report."""
@@ -181,11 +202,13 @@ class Gatherer:
 
         diagnosis = self.diagnose(incident)
         failed: Exception | None = None
-        if not outputs.quiet:
-            try:
+        try:
+            if outputs.quiet:
+                print_verdict_line(diagnosis, outputs)
+            else:
                 self.render(diagnosis, outputs)
-            except Exception as exc:  # noqa: BLE001 - a broken terminal must not cost the report
-                failed = exc
+        except Exception as exc:  # noqa: BLE001 - a broken terminal must not cost the report
+            failed = exc
         report = self.report(diagnosis) if outputs.json_path or outputs.html_path else {}
         if outputs.json_path:
             write_json(report, outputs.json_path)

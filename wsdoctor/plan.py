@@ -41,6 +41,10 @@ class PathSpec:
     proxy: str | None = None
 
 
+DEFAULT_OPEN_TIMEOUT_S = 10.0
+"""Seconds each handshake may take, the same for every command."""
+
+
 @dataclass(frozen=True)
 class ConnectOptions:
     """How every probe connection opens."""
@@ -50,7 +54,9 @@ class ConnectOptions:
     origin: str | None = None
     insecure: bool = False
     cacert: str | None = None
-    open_timeout_s: float = 10.0
+    client_cert: str | None = None  # PEM, for mutual TLS
+    client_key: str | None = None  # PEM; None: the key is in client_cert
+    open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S
     max_message_bytes: int = 1 << 20
 
 

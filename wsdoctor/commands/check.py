@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from wsdoctor.commands.common import (
+    CONNECT,
+    PROXY,
     REPORT,
     ConnectArgs,
-    Headers,
+    ProxyArgs,
     ReportArgs,
     StageArgs,
     build_plan,
-    check_html_path,
-    check_max_time,
+    check_output_path,
     fail,
     run_gatherer,
-    use_color,
     with_options,
 )
 from wsdoctor.execute import Gatherer, Outputs, progress_console
@@ -74,67 +74,101 @@ class _Run:
         return ", ".join(f"{name} {p.stage}" for name, p in self.status.paths.items())
 
 
-@with_options(REPORT)
+@with_options(CONNECT, PROXY, REPORT)
 def check(
     urls: Annotated[
         list[str] | None,
-        typer.Argument(help="WebSocket URLs to check (ws:// or wss://).", show_default=False),
+        typer.Argument(
+            metavar="[URL]...",
+            help="WebSocket URLs to check (ws:// or wss://).",
+            show_default=False,
+        ),
     ] = None,
     config: Annotated[
-        str | None, typer.Option("--config", "-c", help="Targets from a wsdoctor.toml file.")
+        str | None,
+        typer.Option("--config", "-c", metavar="FILE", help="Targets from a wsdoctor.toml file."),
     ] = None,
     via_proxy: Annotated[
         str | None,
-        typer.Option("--via-proxy", help="Also check through this entry point or proxy."),
+        typer.Option(
+            "--via-proxy", metavar="URL", help="Also check through this entry point or proxy."
+        ),
     ] = None,
-    proxy: Annotated[
-        str | None, typer.Option("--proxy", help="Also check through this forward proxy.")
-    ] = None,
-    header: Headers = None,
     require_idle: Annotated[
         float | None,
-        typer.Option("--require-idle", help="A connection must survive S idle seconds."),
+        typer.Option(
+            "--require-idle", metavar="SECONDS", help="A connection must survive SECONDS idle."
+        ),
     ] = None,
     require_lifetime: Annotated[
         float | None,
-        typer.Option("--require-lifetime", help="A connection must live S seconds."),
+        typer.Option(
+            "--require-lifetime", metavar="SECONDS", help="A connection must live SECONDS."
+        ),
     ] = None,
     max_rtt_ms: Annotated[
-        float | None, typer.Option("--max-rtt-ms", help="RTT p95 must be at most this.")
+        float | None,
+        typer.Option("--max-rtt-ms", metavar="MS", help="RTT p95 must be at most MS."),
     ] = None,
     max_handshake_ms: Annotated[
         float | None,
-        typer.Option("--max-handshake-ms", help="The opening handshake must take at most this."),
+        typer.Option(
+            "--max-handshake-ms",
+            metavar="MS",
+            help="The opening handshake must take at most MS.",
+        ),
     ] = None,
     fail_on: Annotated[
         list[str] | None,
-        typer.Option("--fail-on", help="Fail when the verdict names one of these culprits."),
+        typer.Option(
+            "--fail-on",
+            metavar="CULPRIT",
+            help="Fail when the verdict names this culprit (repeatable).",
+        ),
     ] = None,
     allow: Annotated[
         list[str] | None,
-        typer.Option("--allow", help="Fail on any problem verdict except these culprits."),
+        typer.Option(
+            "--allow",
+            metavar="CULPRIT",
+            help="Fail on any problem verdict except this culprit (repeatable).",
+        ),
     ] = None,
     max_idle: Annotated[
         float | None,
         typer.Option(
             "--max-idle",
+            metavar="SECONDS",
             help="Longest idle period to test (default: the longest --require-*, else 30 s "
             "when the verdict is judged, else none).",
         ),
     ] = None,
-    open_timeout: Annotated[
-        float | None, typer.Option("--open-timeout", help="Seconds allowed for each handshake.")
-    ] = None,
     junit: Annotated[
-        str | None, typer.Option("--junit", help="Write a JUnit XML report to PATH.")
+        str | None,
+        typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report to PATH."),
     ] = None,
     markdown: Annotated[
-        str | None, typer.Option("--markdown", help="Write a Markdown summary to PATH.")
+        str | None,
+        typer.Option("--markdown", metavar="PATH", help="Write a Markdown summary to PATH."),
     ] = None,
     *,
+    connect: ConnectArgs,
+    proxy: ProxyArgs,
     report: ReportArgs,
 ) -> None:
-    """Check endpoints against expectations; exit 0 when every one holds (for CI)."""
+    """Check endpoints against expectations; exit 0 when every one holds (for CI).
+
+    Exit codes: 0 every expectation holds, 1 one fails, 2 bad input, 3 one could not be
+    proven. Without expectations, a target passes when it upgrades and echoes. --proxy and
+    --via-proxy add a second path to the targets given on the command line; the other
+    connection options apply to every target.
+
+    \b
+    Examples:
+      wsdoctor check wss://example.com/socket
+      wsdoctor check wss://example.com/socket --require-idle 90 --junit report.xml
+      wsdoctor check -c wsdoctor.toml --markdown summary.md
+    """
     from wsdoctor.checkconfig import ConfigError
 
     expectations = {
@@ -145,26 +179,17 @@ def check(
         "fail-on": fail_on,
         "allow": allow,
         "max-idle": max_idle,
-        "open-timeout": open_timeout,
+        "open-timeout": connect.open_timeout,
     }
-    connection = {"via-proxy": via_proxy, "proxy": proxy, "headers": header}
+    connection = {"via-proxy": via_proxy, "proxy": proxy.proxy, "headers": connect.header}
     try:
         specs = _targets(urls or [], config, expectations, connection)
     except ConfigError as exc:
         fail(str(exc))
-    json_out = report.json_out
-    for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
-        if path and path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            fail(f"cannot write {option} file {path!r}: its directory does not exist")
-    check_max_time(report.max_time)
-    check_html_path(report.html_out)
-    outputs = Outputs(
-        json_path=json_out,
-        html_path=report.html_out,
-        color=use_color(report.no_color),
-        debug=report.debug,
-    )
-    runs = [_prepare(spec) for spec in specs]
+    for option, path in (("--junit", junit), ("--markdown", markdown)):
+        check_output_path(option, path)
+    outputs = report.outputs()
+    runs = [_prepare(spec, connect, proxy.no_proxy) for spec in specs]
     run_gatherer(CheckGatherer(runs, junit, markdown, report.max_time), outputs)
 
 
@@ -199,18 +224,20 @@ def _targets(
     return targets
 
 
-def _prepare(spec: TargetSpec) -> _Run:
+def _prepare(spec: TargetSpec, connect: ConnectArgs, no_proxy: bool) -> _Run:
+    """A target's plan: its own headers and timeout, the command line's TLS and proxy rules."""
     from wsdoctor.observations import Observations
     from wsdoctor.plan import entry_points
     from wsdoctor.status import RunStatus
 
     paths: list[tuple[str, str, str | None]] = [("direct", spec.url, None)]
-    if spec.via:
-        paths += entry_points(spec.url, [spec.via])
+    via = spec.via or ProxyArgs(no_proxy=no_proxy).for_url(spec.url)
+    if via:
+        paths += entry_points(spec.url, [via])
     headers = [f"{name}: {value}" for name, value in spec.headers]
     plan = build_plan(
         paths=paths,
-        connect=ConnectArgs(header=headers, open_timeout=spec.open_timeout_s),
+        connect=dataclasses.replace(connect, header=headers, open_timeout=spec.open_timeout_s),
         stage=StageArgs(max_idle=spec.idle_budget_s, quick=True),
     )
     idle = ("idle", "heartbeat") if spec.idle_budget_s is not None else ()

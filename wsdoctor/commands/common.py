@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from wsdoctor.exitcodes import EXIT_USAGE
+from wsdoctor.plan import DEFAULT_OPEN_TIMEOUT_S
 
 if TYPE_CHECKING:
     from wsdoctor.execute import Gatherer, Outputs
@@ -28,36 +29,86 @@ MAX_TIME_LIMIT_S = 86400.0 * 365
 
 MaxIdle = Annotated[
     float | None,
-    typer.Option("--max-idle", help="Longest idle period to test, in seconds (default 120)."),
+    typer.Option(
+        "--max-idle",
+        metavar="SECONDS",
+        help="Longest idle period to test (default 120; 30 with --quick).",
+    ),
 ]
 Quick = Annotated[bool, typer.Option("--quick", help="Shorter run: --max-idle 30.")]
 Headers = Annotated[
     list[str] | None,
-    typer.Option("--header", "-H", help="Extra handshake header 'Name: value' (repeatable)."),
+    typer.Option(
+        "--header",
+        "-H",
+        metavar="'NAME: VALUE'",
+        help="Extra handshake header, as in curl (repeatable).",
+    ),
 ]
 Subprotocol = Annotated[
-    list[str] | None, typer.Option("--subprotocol", help="Offer this subprotocol (repeatable).")
+    list[str] | None,
+    typer.Option("--subprotocol", metavar="NAME", help="Offer this subprotocol (repeatable)."),
 ]
 ForwardProxy = Annotated[
     str | None,
-    typer.Option("--proxy", help="Forward proxy: http://host:port or socks5://host:port."),
+    typer.Option(
+        "--proxy",
+        metavar="PROXY_URL",
+        help="Forward proxy, http://host:port or socks5://host:port; probe and check try the "
+        "direct path too (default: HTTP_PROXY for ws://, HTTPS_PROXY for wss://, else "
+        "ALL_PROXY; NO_PROXY exempts hosts, as in curl).",
+    ),
 ]
 NoProxy = Annotated[
-    bool, typer.Option("--no-proxy", help="Ignore HTTPS_PROXY/ALL_PROXY variables.")
+    bool,
+    typer.Option(
+        "--no-proxy",
+        help="Connect directly: ignore HTTP_PROXY, HTTPS_PROXY and ALL_PROXY.",
+    ),
 ]
-Origin = Annotated[str | None, typer.Option("--origin", help="Origin header to send.")]
-Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
-CaCert = Annotated[str | None, typer.Option("--cacert", help="CA bundle (PEM) to trust.")]
+Origin = Annotated[
+    str | None, typer.Option("--origin", metavar="ORIGIN", help="Origin header to send.")
+]
+Insecure = Annotated[
+    bool, typer.Option("--insecure", "-k", help="Do not verify TLS certificates (as curl -k).")
+]
+CaCert = Annotated[
+    str | None,
+    typer.Option("--cacert", metavar="FILE", help="Trust the CA certificates in this PEM file."),
+]
+ClientCert = Annotated[
+    str | None,
+    typer.Option(
+        "--cert",
+        metavar="FILE",
+        help="Client certificate (PEM) for mutual TLS; with the key unless --key is given.",
+    ),
+]
+ClientKey = Annotated[
+    str | None,
+    typer.Option(
+        "--key", metavar="FILE", help="Private key (PEM, unencrypted) of the --cert certificate."
+    ),
+]
 HeartbeatMessage = Annotated[
     str | None,
-    typer.Option("--heartbeat-message", help="Application heartbeat text (default a JSON ping)."),
+    typer.Option(
+        "--heartbeat-message",
+        metavar="TEXT",
+        help="Application heartbeat text (default a JSON ping).",
+    ),
 ]
 JsonOut = Annotated[
-    str | None, typer.Option("--json", help="Write the JSON report to PATH ('-' for stdout).")
+    str | None,
+    typer.Option("--json", metavar="PATH", help="Write the JSON report to PATH ('-' for stdout)."),
 ]
 HtmlOut = Annotated[
     str | None,
-    typer.Option("--html", help="Write a self-contained HTML page with the timeline to PATH."),
+    typer.Option(
+        "--html",
+        metavar="PATH",
+        help="Write a self-contained HTML page with the timeline to PATH.",
+    ),
 ]
 NoColor = Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")]
 Debug = Annotated[
@@ -66,31 +117,50 @@ Debug = Annotated[
         "--debug", help="Show tracebacks of internal errors, the run budget and stack dumps."
     ),
 ]
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print the verdict line only (for CI logs)."),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Also print every stage's details and every connection."),
+]
 MaxTime = Annotated[
     float | None,
     typer.Option(
         "--max-time",
-        help="End the run after S seconds at the most, with a report of what it found "
+        metavar="SECONDS",
+        help="End the run after SECONDS at the most, with a report of what it found "
         "(default: a budget computed from the plan).",
     ),
 ]
 OpenTimeout = Annotated[
-    float, typer.Option("--open-timeout", help="Seconds allowed for each handshake.")
+    float | None,
+    typer.Option(
+        "--open-timeout",
+        metavar="SECONDS",
+        help=f"Seconds allowed for each handshake (default {DEFAULT_OPEN_TIMEOUT_S:g}).",
+    ),
 ]
 Stages = Annotated[
     str | None,
     typer.Option(
         "--stages",
-        help="Comma-separated stages: handshake,echo,idle,heartbeat,size,rate,stability "
-        "(default: all but size and rate, which load the server, unless the target is loopback).",
+        metavar="STAGE,...",
+        help="Stages to run, of handshake,echo,idle,heartbeat,size,rate,stability "
+        "(default: all but size and rate, which load the server, unless the target is "
+        "loopback). 'handshake,echo' is a one-second connectivity check.",
     ),
 ]
 MaxMessage = Annotated[
     str | None,
     typer.Option(
-        "--max-message", help="Largest message the size stage sends, e.g. 65536 or 4MiB (1MiB)."
+        "--max-message",
+        metavar="SIZE",
+        help="Largest message the size stage sends, e.g. 65536 or 4MiB (default 1MiB).",
     ),
 ]
+Url = Annotated[str, typer.Argument(metavar="URL", help="The WebSocket URL (ws:// or wss://).")]
 
 
 def fail(message: str) -> NoReturn:
@@ -109,14 +179,32 @@ def use_color(no_color: bool) -> bool:
 
 @dataclass(frozen=True)
 class ConnectArgs:
-    """How probe connections open: ``-H``, ``--subprotocol``, ``--origin``, TLS, timeout."""
+    """How connections open: ``-H``, ``--subprotocol``, ``--origin``, TLS, timeout."""
 
     header: list[str] | None = None
     subprotocol: list[str] | None = None
     origin: str | None = None
     insecure: bool = False
     cacert: str | None = None
-    open_timeout: float = 10.0
+    cert: str | None = None
+    key: str | None = None
+    open_timeout: float | None = None  # None: DEFAULT_OPEN_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class ProxyArgs:
+    """Which forward proxy connections go through: ``--proxy``, ``--no-proxy``."""
+
+    proxy: str | None = None
+    no_proxy: bool = False
+
+    def for_url(self, url: str) -> str | None:
+        """The forward proxy for ``url``: ``--proxy``, else the environment's (unless off)."""
+        from wsdoctor.plan import environment_proxy
+
+        if self.proxy is not None or self.no_proxy:
+            return self.proxy
+        return environment_proxy(check_url(url))
 
 
 @dataclass(frozen=True)
@@ -132,11 +220,13 @@ class StageArgs:
 
 @dataclass(frozen=True)
 class ReportArgs:
-    """Where reports go and how long the run may take."""
+    """Where reports go, how much the terminal shows, and how long the run may take."""
 
     json_out: str | None = None
     no_color: bool = False
     debug: bool = False
+    quiet: bool = False
+    verbose: bool = False
     max_time: float | None = None
     html_out: str | None = None
 
@@ -144,14 +234,17 @@ class ReportArgs:
         """The pipeline's outputs (after checking that the JSON and HTML reports can be written)."""
         from wsdoctor.execute import Outputs
 
-        check_json_path(self.json_out)
-        check_html_path(self.html_out)
+        if self.quiet and self.verbose:
+            fail("--quiet and --verbose cannot be used together")
+        check_output_path("--json", self.json_out, stdout_ok=True)
+        check_output_path("--html", self.html_out)
         check_max_time(self.max_time)
         return Outputs(
             json_path=self.json_out,
             html_path=self.html_out,
             color=use_color(self.no_color),
             debug=self.debug,
+            verbosity=-1 if self.quiet else 1 if self.verbose else 0,
         )
 
 
@@ -174,10 +267,6 @@ class OptionGroup:
     def collect(self, kwargs: dict[str, Any]) -> Any:
         return self.cls(**{name: kwargs.pop(name) for name in self.annotations})
 
-    def with_defaults(self, **defaults: Any) -> OptionGroup:
-        """The same group with other defaults (e.g. a shorter ``open_timeout``)."""
-        return OptionGroup(self.keyword, self.cls, self.annotations, {**self.defaults, **defaults})
-
 
 def _group(keyword: str, cls: type, annotations: dict[str, Any]) -> OptionGroup:
     defaults = {f.name: f.default for f in fields(cls)}
@@ -193,9 +282,12 @@ CONNECT = _group(
         "origin": Origin,
         "insecure": Insecure,
         "cacert": CaCert,
+        "cert": ClientCert,
+        "key": ClientKey,
         "open_timeout": OpenTimeout,
     },
 )
+PROXY = _group("proxy", ProxyArgs, {"proxy": ForwardProxy, "no_proxy": NoProxy})
 STAGES = _group(
     "stage",
     StageArgs,
@@ -207,23 +299,15 @@ STAGES = _group(
         "max_message": MaxMessage,
     },
 )
+_OUTPUT_OPTIONS = {"quiet": Quiet, "verbose": Verbose, "no_color": NoColor, "debug": Debug}
 REPORT = _group(
     "report",
     ReportArgs,
-    {
-        "json_out": JsonOut,
-        "html_out": HtmlOut,
-        "no_color": NoColor,
-        "debug": Debug,
-        "max_time": MaxTime,
-    },
+    {"json_out": JsonOut, "html_out": HtmlOut, "max_time": MaxTime, **_OUTPUT_OPTIONS},
 )
-REPORT_NO_BUDGET = OptionGroup(
-    "report",
-    ReportArgs,
-    {"json_out": JsonOut, "no_color": NoColor, "debug": Debug},
-    {"json_out": None, "no_color": False, "debug": False},
-)
+REPORT_NO_BUDGET = _group("report", ReportArgs, {"json_out": JsonOut, **_OUTPUT_OPTIONS})
+TERMINAL = _group("report", ReportArgs, {"no_color": NoColor, "debug": Debug})
+"""For commands that only print as they go (``serve``)."""
 
 
 def with_options(*groups: OptionGroup) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -251,28 +335,31 @@ def with_options(*groups: OptionGroup) -> Callable[[Callable[..., Any]], Callabl
 # --- checks and plans -------------------------------------------------------------------------
 
 
-def check_json_path(json_out: str | None) -> None:
-    """Fail before probing, not after, when the JSON report could not be written."""
-    if json_out is None or json_out == "-":
+def check_output_path(option: str, path: str | None, *, stdout_ok: bool = False) -> None:
+    """Fail before the run, not after, when ``path`` could not be written as a file."""
+    if path is None or (stdout_ok and path == "-"):
         return
-    directory = os.path.dirname(os.path.abspath(json_out))
-    if os.path.isdir(json_out) or not os.access(directory, os.W_OK):
-        fail(f"cannot write --json {json_out!r}: not a file in a writable directory")
-
-
-def check_html_path(html_out: str | None) -> None:
-    """Fail before probing, not after, when the HTML page could not be written."""
-    if html_out is None:
-        return
-    directory = os.path.dirname(os.path.abspath(html_out))
-    if html_out == "-" or os.path.isdir(html_out) or not os.access(directory, os.W_OK):
-        fail(f"cannot write --html {html_out!r}: not a file in a writable directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    if path == "-" or os.path.isdir(path):
+        fail(f"cannot write {option} {path!r}: give a file name")
+    if not os.path.isdir(directory):
+        fail(f"cannot write {option} {path!r}: {directory!r} is not a directory")
+    if not os.access(directory, os.W_OK):
+        fail(f"cannot write {option} {path!r}: the directory {directory!r} is not writable")
 
 
 def check_seconds(name: str, value: float | None, limit: float) -> None:
     """``value`` (when given) is a number of seconds above 0 and at most ``limit``."""
     if value is not None and not (math.isfinite(value) and 0 < value <= limit):
-        fail(f"{name} must be a number of seconds above 0 and at most {limit:g}, got {value}")
+        fail(f"{name} must be above 0 and at most {seconds_limit(limit)}, got {value:g}")
+
+
+def seconds_limit(limit: float) -> str:
+    """An upper bound in seconds, in words a person reads at once (``365 days``)."""
+    if limit >= 86400 and limit % 86400 == 0:
+        days = int(limit // 86400)
+        return f"{days} day{'s' if days > 1 else ''} ({limit:.0f} s)"
+    return f"{limit:g} s"
 
 
 def check_max_time(max_time: float | None) -> None:
@@ -301,23 +388,42 @@ def connect_options(args: ConnectArgs) -> ConnectOptions:
     )
 
     try:
-        if not (math.isfinite(args.open_timeout) and 0.1 <= args.open_timeout <= 600):
-            raise PlanError(
-                f"--open-timeout must be between 0.1 and 600 s, got {args.open_timeout}"
-            )
-        cacert = args.cacert
-        if cacert is not None and not (os.path.isfile(cacert) and os.access(cacert, os.R_OK)):
-            raise PlanError(f"cannot read --cacert file {cacert!r}")
+        open_timeout = DEFAULT_OPEN_TIMEOUT_S if args.open_timeout is None else args.open_timeout
+        if not (math.isfinite(open_timeout) and 0.1 <= open_timeout <= 600):
+            raise PlanError(f"--open-timeout must be between 0.1 and 600 s, got {open_timeout:g}")
+        for option, path in (("--cacert", args.cacert), ("--cert", args.cert), ("--key", args.key)):
+            if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+                raise PlanError(f"cannot read {option} file {path!r}")
+        if args.key is not None and args.cert is None:
+            raise PlanError("--key needs --cert")
+        if args.cert is not None:
+            _check_client_certificate(args.cert, args.key)
         return ConnectOptions(
             headers=tuple(parse_header(h) for h in args.header or ()),
             subprotocols=validate_token_list("--subprotocol", tuple(args.subprotocol or ())),
             origin=validate_header_value("--origin", args.origin),
             insecure=args.insecure,
-            cacert=cacert,
-            open_timeout_s=args.open_timeout,
+            cacert=args.cacert,
+            client_cert=args.cert,
+            client_key=args.key,
+            open_timeout_s=open_timeout,
         )
     except PlanError as exc:
         fail(str(exc))
+
+
+def _check_client_certificate(cert: str, key: str | None) -> None:
+    """Raise PlanError unless ``cert`` (and ``key``) load as a client certificate chain."""
+    import ssl
+
+    from wsdoctor.plan import PlanError
+
+    try:
+        ssl.create_default_context().load_cert_chain(cert, key, password=b"")
+    except (ssl.SSLError, OSError) as exc:
+        what = "--cert/--key" if key else "--cert (no --key: the key must be in the same file)"
+        why = getattr(exc, "reason", None) or exc
+        raise PlanError(f"cannot use {what}: {why}") from None
 
 
 def path_specs(paths: Sequence[tuple[str, str, str | None]]) -> tuple[PathSpec, ...]:

@@ -12,12 +12,23 @@ from wsdoctor.commands.common import REPORT, ReportArgs, fail, run_gatherer, wit
 @with_options(REPORT)
 def demo(
     idle_timeout: Annotated[
-        float, typer.Option("--idle-timeout", help="The lab proxy's idle timeout, seconds.")
+        float,
+        typer.Option(
+            "--idle-timeout", metavar="SECONDS", help="The lab proxy's idle timeout (1-20)."
+        ),
     ] = 4.0,
     *,
     report: ReportArgs,
 ) -> None:
-    """Diagnose a built-in lab: a server behind a proxy that drops idle connections."""
+    """Diagnose a built-in lab: a server behind a proxy that drops idle connections.
+
+    The demo finds a problem on purpose, so it exits 1 (a problem was found).
+
+    \b
+    Examples:
+      wsdoctor demo
+      wsdoctor demo --idle-timeout 2 --html demo.html
+    """
     from wsdoctor.demo import demo_fixture, demo_plan
     from wsdoctor.execute import PlanGatherer
 

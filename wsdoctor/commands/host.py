@@ -21,22 +21,31 @@ MAX_TARGET = 100_000_000  # connections: beyond any one host's file descriptor c
 @with_options(REPORT_NO_BUDGET)
 def host(
     pid: Annotated[
-        int | None, typer.Option("--pid", help="Also read the limits of this running server.")
+        int | None,
+        typer.Option("--pid", metavar="PID", help="Also read the limits of this running server."),
     ] = None,
     target_connections: Annotated[
         int | None,
         typer.Option(
-            "--target-connections", help="Say which limit stops N connections, and what to set."
+            "--target-connections",
+            metavar="N",
+            help="Say which limit stops N connections, and what to set.",
         ),
     ] = None,
     root: Annotated[
         str,
-        typer.Option("--root", help="Read /proc under this directory (a recorded copy)."),
+        typer.Option("--root", metavar="DIR", help="Read /proc under DIR (a recorded copy)."),
     ] = "/",
     *,
     report: ReportArgs,
 ) -> None:
-    """Read the limits that decide how many WebSocket connections this machine holds."""
+    """Read the limits that decide how many WebSocket connections this machine holds.
+
+    \b
+    Examples:
+      wsdoctor host
+      sudo wsdoctor host --pid "$(pgrep -o nginx)" --target-connections 50000
+    """
     from wsdoctor.probes.hostlimits import process_exists
 
     if not os.path.isdir(root):

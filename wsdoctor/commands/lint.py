@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from wsdoctor.commands.common import NoColor, use_color
 from wsdoctor.exitcodes import EXIT_HEALTHY, EXIT_INCONCLUSIVE, EXIT_PROBLEM, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def lint(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="FILE...",
             help="Proxy configuration files: nginx, HAProxy, Apache, Caddyfile, Kubernetes YAML.",
             show_default=False,
         ),
@@ -97,6 +99,7 @@ def lint(
         str | None,
         typer.Option(
             "--format",
+            metavar="PRODUCT",
             help="The product, when the file does not say: nginx, haproxy, apache, caddy, "
             "kubernetes.",
         ),
@@ -105,35 +108,51 @@ def lint(
         str | None,
         typer.Option(
             "--report",
+            metavar="REPORT",
             help="A probe's JSON report: name the setting behind its measured idle timeout.",
         ),
     ] = None,
     heartbeat: Annotated[
         float | None,
-        typer.Option("--heartbeat", help="The application's heartbeat interval, in seconds."),
+        typer.Option(
+            "--heartbeat", metavar="SECONDS", help="The application's heartbeat interval."
+        ),
     ] = None,
     fail_on: Annotated[
         str,
         typer.Option(
             "--fail-on",
+            metavar="SEVERITY",
             help="Exit 1 on findings of this severity or worse (info, warning, error, never).",
         ),
     ] = "warning",
     json_out: Annotated[
         str | None,
-        typer.Option("--json", help="Write the wsdoctor.lint/1 JSON to PATH ('-' for stdout)."),
+        typer.Option(
+            "--json",
+            metavar="PATH",
+            help="Write the wsdoctor.lint/1 JSON to PATH ('-' for stdout).",
+        ),
     ] = None,
     sarif: Annotated[
         str | None,
-        typer.Option("--sarif", help="Write SARIF 2.1.0 to PATH ('-' for stdout)."),
+        typer.Option("--sarif", metavar="PATH", help="Write SARIF 2.1.0 to PATH ('-' for stdout)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show info notes.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No terminal report.")] = False,
-    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")] = False,
+    no_color: NoColor = False,
 ) -> None:
-    """Find the proxy configuration lines that drop WebSocket connections."""
+    """Find the proxy configuration lines that drop WebSocket connections.
+
+    Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, 2 bad input.
+
+    \b
+    Examples:
+      wsdoctor lint /etc/nginx/nginx.conf
+      wsdoctor lint haproxy.cfg --heartbeat 30 --sarif lint.sarif
+      wsdoctor lint nginx.conf --report run.json  # run.json from probe --json
+    """
     import json
-    import os
 
     from wsdoctor.diagnosis.lint_rules import findings_at_or_above, join_measurement
     from wsdoctor.diagnosis.lint_rules import lint as run_rules
@@ -178,8 +197,9 @@ def lint(
         from wsdoctor.report.lint_terminal import render_lint_terminal
 
         to_stderr = "-" in (json_out, sarif)
-        color = not no_color and "NO_COLOR" not in os.environ
-        console = Console(stderr=to_stderr, highlight=False, no_color=not color, soft_wrap=True)
+        console = Console(
+            stderr=to_stderr, highlight=False, no_color=not use_color(no_color), soft_wrap=True
+        )
         render_lint_terminal(result, console, verbose)
     failing = [] if fail_on == "never" else findings_at_or_above(result, fail_on)
     raise typer.Exit(EXIT_PROBLEM if failing else EXIT_HEALTHY)

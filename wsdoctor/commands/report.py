@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wsdoctor.commands.common import check_html_path, fail, use_color
+from wsdoctor.commands.common import NoColor, Verbose, check_output_path, fail, use_color
 
 SCHEMAS = ("wsdoctor.report/1", "wsdoctor.check/1")
 
@@ -19,17 +19,25 @@ def report(
     path: Annotated[
         str,
         typer.Argument(
-            help="A saved JSON report (wsdoctor.report/1 or wsdoctor.check/1), '-' for stdin."
+            metavar="REPORT",
+            help="A saved JSON report (wsdoctor.report/1 or wsdoctor.check/1), '-' for stdin.",
         ),
     ],
     html: Annotated[
         str | None,
-        typer.Option("--html", help="Write the self-contained HTML page to PATH."),
+        typer.Option("--html", metavar="PATH", help="Write the self-contained HTML page to PATH."),
     ] = None,
-    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")] = False,
+    verbose: Verbose = False,
+    no_color: NoColor = False,
 ) -> None:
-    """Render a saved JSON report: an HTML page with --html, else the terminal report."""
-    check_html_path(html)
+    """Render a saved JSON report: an HTML page with --html, else the terminal report.
+
+    \b
+    Examples:
+      wsdoctor probe wss://example.com/ws --json run.json; wsdoctor report run.json -v
+      wsdoctor report run.json --html run.html
+    """
+    check_output_path("--html", html)
     saved = _load(path)
     if html is not None:
         from wsdoctor.report.html import write_html
@@ -41,7 +49,7 @@ def report(
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
             fail(f"{path}: not a report this version can read ({type(exc).__name__}: {exc})")
         return
-    _print(saved, use_color(no_color))
+    _print(saved, use_color(no_color), verbose)
 
 
 def _load(path: str) -> dict[str, Any]:
@@ -65,19 +73,23 @@ def _load(path: str) -> dict[str, Any]:
     return data
 
 
-def _print(saved: dict[str, Any], color: bool) -> None:
+def _print(saved: dict[str, Any], color: bool, verbose: bool) -> None:
     """The terminal report of every run in the saved report."""
+    from rich.text import Text
+
     from wsdoctor.execute import Outputs, make_console
     from wsdoctor.observations import observations_from_dict
     from wsdoctor.report.html import diagnosis_from_dict
-    from wsdoctor.report.terminal import render_terminal
+    from wsdoctor.report.terminal import heading, render_terminal
 
     console = make_console(Outputs(color=color), stderr=False)
     runs = saved.get("targets") or [] if saved["schema"] == "wsdoctor.check/1" else [saved]
     try:
         for run in runs:
             if "check" in run:
-                console.rule(f"Target {run['check'].get('target')}", align="left")
-            render_terminal(observations_from_dict(run), diagnosis_from_dict(run), console)
+                title = Text(f"Target {run['check'].get('target')}", style="bold")
+                console.print(heading(title, console))
+            observations = observations_from_dict(run)
+            render_terminal(observations, diagnosis_from_dict(run), console, verbose)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         fail(f"not a report this version can read ({type(exc).__name__}: {exc})")

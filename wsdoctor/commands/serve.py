@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from wsdoctor.commands.common import Debug, check_seconds, fail
+from wsdoctor.commands.common import TERMINAL, ReportArgs, check_seconds, fail, with_options
 from wsdoctor.exitcodes import EXIT_INCONCLUSIVE
 
 MAX_SECONDS = 86400.0
@@ -40,64 +40,94 @@ def _url(host: str, port: int) -> str:
     return f"ws://[{host}]:{port}/" if ":" in host else f"ws://{host}:{port}/"
 
 
+@with_options(TERMINAL)
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to bind (0: any free port).")] = 8765,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to bind.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", help="Port to bind (0: any free port).")
+    ] = 8765,
     ping_interval: Annotated[
-        float | None, typer.Option("--ping-interval", help="Ping clients every S seconds.")
+        float | None,
+        typer.Option("--ping-interval", metavar="SECONDS", help="Ping clients every SECONDS."),
     ] = None,
     idle_timeout: Annotated[
-        float | None, typer.Option("--idle-timeout", help="Close clients idle for S seconds.")
+        float | None,
+        typer.Option("--idle-timeout", metavar="SECONDS", help="Close clients idle for SECONDS."),
     ] = None,
     idle_ignores_pings: Annotated[
         bool,
         typer.Option("--idle-ignores-pings", help="Only data messages reset the idle timer."),
     ] = False,
     max_age: Annotated[
-        float | None, typer.Option("--max-age", help="Close connections at S seconds of age.")
+        float | None,
+        typer.Option("--max-age", metavar="SECONDS", help="Close connections at SECONDS of age."),
     ] = None,
     close_with: Annotated[
         str,
-        typer.Option("--close-with", help="How timeouts end connections: frame, fin or rst."),
+        typer.Option(
+            "--close-with", metavar="HOW", help="How timeouts end connections: frame, fin or rst."
+        ),
     ] = "frame",
     max_messages_per_s: Annotated[
         float | None,
         typer.Option(
-            "--max-messages-per-s", help="Close clients sending more than N messages in 1 s."
+            "--max-messages-per-s",
+            metavar="N",
+            help="Close clients sending more than N messages in 1 s.",
         ),
     ] = None,
     rate_close_code: Annotated[
-        int, typer.Option("--rate-close-code", help="Close code for that: 1008 or 1013.")
+        int,
+        typer.Option(
+            "--rate-close-code", metavar="CODE", help="Close code for that: 1008 or 1013."
+        ),
     ] = 1008,
     max_connections: Annotated[
         int | None,
-        typer.Option("--max-connections", help="Answer HTTP 503 beyond N open connections."),
+        typer.Option(
+            "--max-connections", metavar="N", help="Answer HTTP 503 beyond N open connections."
+        ),
     ] = None,
     max_message: Annotated[
         str | None,
         typer.Option(
             "--max-message",
+            metavar="SIZE",
             help="Close with 1009 on messages larger than this, e.g. 65536 or 64KiB (1MiB).",
         ),
     ] = None,
     handshake_timeout: Annotated[
         float,
         typer.Option(
-            "--handshake-timeout", help="Drop clients that have not finished the handshake in S s."
+            "--handshake-timeout",
+            metavar="SECONDS",
+            help="Drop clients that have not finished the handshake in SECONDS.",
         ),
     ] = 10.0,
     token: Annotated[
         str | None,
         typer.Option(
             "--token",
+            metavar="TOKEN",
             envvar="WSDOCTOR_SERVE_TOKEN",
             show_envvar=True,
             help="Require 'Authorization: Bearer TOKEN' or '?token=TOKEN' (else HTTP 401).",
         ),
     ] = None,
-    debug: Debug = False,
+    *,
+    report: ReportArgs,
 ) -> None:
-    """Run the reference WebSocket endpoint (echo, JSON pings, optional bad behaviour)."""
+    """Run the reference WebSocket endpoint (echo, JSON pings, optional bad behaviour).
+
+    \b
+    Examples:
+      wsdoctor serve
+      wsdoctor serve --port 9000 --idle-timeout 5 --close-with fin
+      WSDOCTOR_SERVE_TOKEN=s3cret wsdoctor serve --max-connections 100
+    """
+    debug = report.debug
     import asyncio
     import signal
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
@@ -10,13 +9,14 @@ import typer
 
 from wsdoctor.commands.common import (
     CONNECT,
+    PROXY,
     REPORT,
     ConnectArgs,
-    ForwardProxy,
-    NoProxy,
+    ProxyArgs,
     ReportArgs,
+    Url,
+    check_output_path,
     check_seconds,
-    check_url,
     connect_options,
     fail,
     path_specs,
@@ -45,58 +45,70 @@ REFRESH_S = 0.5
 TEXTFILE_EVERY_S = 1.0
 
 
-def _writable_file(option: str, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        fail(f"cannot write {option} {path!r}: no writable directory {directory!r}")
-
-
-@with_options(CONNECT, REPORT)
+@with_options(CONNECT, PROXY, REPORT)
 def watch(
-    url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
+    url: Url,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", help="Stop after S seconds (default: run until Ctrl-C)."),
+        typer.Option(
+            "--duration",
+            metavar="SECONDS",
+            help="Stop after SECONDS (default: run until Ctrl-C).",
+        ),
     ] = None,
     interval: Annotated[
-        float, typer.Option("--interval", help="Heartbeat every S seconds.")
+        float,
+        typer.Option("--interval", metavar="SECONDS", help="Heartbeat every SECONDS."),
     ] = 15.0,
     heartbeat_message: Annotated[
         str | None,
         typer.Option(
             "--heartbeat-message",
+            metavar="TEXT",
             help="Also send this application message at each heartbeat (default: pings only).",
         ),
     ] = None,
     backoff_base: Annotated[
-        float, typer.Option("--backoff-base", help="First reconnect backoff ceiling, seconds.")
+        float,
+        typer.Option("--backoff-base", metavar="SECONDS", help="First reconnect backoff ceiling."),
     ] = 0.5,
     backoff_max: Annotated[
-        float, typer.Option("--backoff-max", help="Longest reconnect backoff, seconds.")
+        float,
+        typer.Option("--backoff-max", metavar="SECONDS", help="Longest reconnect backoff."),
     ] = 30.0,
     connections: Annotated[
-        int, typer.Option("--connections", help="Connections to keep open at once (1-100).")
+        int,
+        typer.Option(
+            "--connections", metavar="N", help="Connections to keep open at once (1-100)."
+        ),
     ] = 1,
     events: Annotated[
-        str | None, typer.Option("--events", help="Append every event as JSON lines to PATH.")
+        str | None,
+        typer.Option("--events", metavar="PATH", help="Append every event as JSON lines to PATH."),
     ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (0: any)."),
+        typer.Option(
+            "--metrics-port", metavar="PORT", help="Serve Prometheus metrics on PORT (0: any)."
+        ),
     ] = None,
     metrics_host: Annotated[
-        str, typer.Option("--metrics-host", help="Address the metrics endpoint binds.")
+        str,
+        typer.Option(
+            "--metrics-host", metavar="ADDRESS", help="Address the metrics endpoint binds."
+        ),
     ] = "127.0.0.1",
     metrics_textfile: Annotated[
         str | None,
         typer.Option(
-            "--metrics-textfile", help="Keep Prometheus metrics in PATH (node exporter textfile)."
+            "--metrics-textfile",
+            metavar="PATH",
+            help="Keep Prometheus metrics in PATH (node exporter textfile).",
         ),
     ] = None,
-    proxy: ForwardProxy = None,
-    no_proxy: NoProxy = False,
     *,
     connect: ConnectArgs,
+    proxy: ProxyArgs,
     report: ReportArgs,
 ) -> None:
     """Keep connections open with heartbeats; record, classify and count every drop.
@@ -104,9 +116,15 @@ def watch(
     Reconnects back off (jittered, from --backoff-base doubling up to --backoff-max) on
     consecutive failures only: a failed handshake, or a connection that ended within
     min(--backoff-max, 5 s). A connection that stayed up that long starts the backoff over.
+
+    \b
+    Examples:
+      wsdoctor watch wss://example.com/socket
+      wsdoctor watch wss://example.com/socket --interval 30 --duration 3600 --events drops.jsonl
+      wsdoctor watch ws://127.0.0.1:8765/ --connections 10 --metrics-port 9321
     """
     from wsdoctor.backoff import BackoffPolicy
-    from wsdoctor.plan import WatchPlan, environment_proxy
+    from wsdoctor.plan import WatchPlan
 
     check_seconds("--duration", duration, MAX_SECONDS)
     check_seconds("--interval", interval, 86400.0)
@@ -118,19 +136,12 @@ def watch(
         fail(f"--connections must be between 1 and {MAX_CONNECTIONS}, got {connections}")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         fail(f"--metrics-port must be between 0 and 65535, got {metrics_port}")
-    report_file = report.json_out if report.json_out != "-" else None
-    for option, path in (
-        ("--events", events),
-        ("--metrics-textfile", metrics_textfile),
-        ("--json", report_file),
-    ):
-        if path is not None:
-            _writable_file(option, path)
+    check_output_path("--events", events)
+    check_output_path("--metrics-textfile", metrics_textfile)
+    outputs = report.outputs()
     if heartbeat_message is not None and not heartbeat_message:
         fail("--heartbeat-message must not be empty")
-    if proxy is None and not no_proxy:
-        proxy = environment_proxy(check_url(url))
-    (spec,) = path_specs([("direct", url, proxy)])
+    (spec,) = path_specs([("direct", url, proxy.for_url(url))])
     plan = WatchPlan(
         path=spec,
         connect=connect_options(connect),
@@ -140,7 +151,6 @@ def watch(
         duration_s=duration,
         backoff=BackoffPolicy(base_s=backoff_base, max_s=backoff_max),
     )
-    outputs = report.outputs()
     sinks = _Outputs(
         events_path=events,
         metrics_port=metrics_port,

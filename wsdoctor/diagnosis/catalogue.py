@@ -37,6 +37,11 @@ class Entry:
 
 
 PERSIST = " (persist it in /etc/sysctl.d/)"
+HEARTBEAT_REMEDY = (
+    "Or, with no change to the path, send {kind} every {interval:g} s: half of the {bound:g} s "
+    "the path was seen to allow, for a margin against timer ticks and delays{seen}."
+)
+"""The second remedy of every idle drop: a heartbeat below it (``rules/idle.py``)."""
 _RECONNECT = "Reconnect with exponential backoff and full jitter, and resume state."
 _HANDSHAKE_ADVICE = "`wsdoctor probe URL` names the handshake failure and its fix."
 _WHERE = "{where}"  # "on the <path> path (<url>)": where a handshake failed
@@ -454,7 +459,11 @@ CATALOGUE: dict[str, Entry] = {
         "This host's limits allow the {target} connections asked for", "info", None, "none"
     ),
     "host_capacity.ok": Entry(
-        "This host's limits allow about {allows} connections", "info", None, "none"
+        "This host's limits allow about {allows} connections",
+        "info",
+        "To hold more, raise {label} first: `wsdoctor host --target-connections N` gives "
+        "the value of every limit to set for N connections.",
+        "none",
     ),
     # --- drops seen by `wsdoctor watch` (rules/watch.py) ----------------------------------
     "watch_summary": Entry("Watch summary", "info"),
@@ -561,6 +570,12 @@ CATALOGUE: dict[str, Entry] = {
         "Rerun with --debug to see where it was stuck, and attach the stack dump to a bug "
         "report; raise --max-time if the network is just slow.",
     ),
+    "load_engine_failed": Entry(
+        "The load engine stopped before the end of the ramp: {what}",
+        "error",
+        "Start every worker with the same wsdoctor version (`wsdoctor capacity-worker --master "
+        "HOST:PORT`), check that they can reach the master and keep running, then rerun.",
+    ),
 }
 
 REAL_NETWORK_ONLY: dict[str, str] = {}
@@ -569,6 +584,8 @@ REAL_NETWORK_ONLY: dict[str, str] = {}
 PIPELINE: dict[str, str] = {
     "internal_error": "wsdoctor/execute.py, when gathering, a rule or clean-up fails",
     "run_budget_exceeded": "wsdoctor/runguard.py, when the run budget (--max-time) fires",
+    "load_engine_failed": "wsdoctor/loadgen/engine.py, when Locust workers do not arrive, "
+    "die or run another wsdoctor version",
 }
 """Entries the run pipeline reports about the run itself, not any rule."""
 

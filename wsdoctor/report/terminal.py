@@ -24,6 +24,7 @@ from wsdoctor.report.text import (
     describe_steps,
     format_confidence,
     format_seconds,
+    summarise,
     verdict_figures,
 )
 
@@ -31,15 +32,27 @@ STATUS_STYLES = {"healthy": "bold green", "problem": "bold red", "inconclusive":
 SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "red"}
 
 
-def render_terminal(observations: Observations, diagnosis: Diagnosis, console: Console) -> None:
-    """Print the verdict, the findings, and per path its stage table and connection timeline."""
-    console.print(verdict_panel(observations, diagnosis.verdict))
+def render_terminal(
+    observations: Observations, diagnosis: Diagnosis, console: Console, verbose: bool = False
+) -> None:
+    """Print the verdict, the findings, the paths side by side and a line per stage.
+
+    ``verbose`` adds each path's stage table and every connection. On a terminal, tables fold
+    to its width; piped, nothing is wrapped (a line is as long as its content).
+    """
+    console.print(verdict_panel(observations, diagnosis.verdict, plain=not console.is_terminal))
     console.print(findings_text(diagnosis.findings))
     if len(observations.paths) > 1:
         console.print(_side_by_side(observations.paths))
+    if not observations.paths:
+        return
+    if not verbose:
+        console.print()
+        console.print(_stage_summary(observations.paths))
+        return
     for path in observations.paths:
         console.print()
-        console.print(Rule(_path_title(path), align="left"))
+        console.print(heading(_path_title(path), console))
         if path.fingerprints:
             names = ", ".join(f"{f.name} ({f.header}: {f.value})" for f in path.fingerprints)
             console.print(Text(f"Recognised: {names}"))
@@ -47,12 +60,34 @@ def render_terminal(observations: Observations, diagnosis: Diagnosis, console: C
         console.print(_timeline_table(path))
 
 
+def heading(title: Text, console: Console) -> Rule | Text:
+    """A section title: a rule across a terminal, the bare title when piped."""
+    return Rule(title, align="left") if console.is_terminal else title
+
+
+def _stage_summary(paths: list[PathResult]) -> Table:
+    """One line per stage and path: how long it took and what it found."""
+    table = Table(box=box.SIMPLE_HEAD, title=Text("Stages"), title_justify="left")
+    several = len(paths) > 1
+    if several:
+        table.add_column("Path", overflow="fold")
+    table.add_column("Stage", overflow="fold")
+    table.add_column("Time", justify="right", overflow="fold")
+    table.add_column("Found", overflow="fold")
+    for path in paths:
+        for stage in path.stages:
+            name = stage.name + (" (interrupted)" if stage.interrupted else "")
+            cells = [Text(name), Text(format_seconds(stage.duration_s)), Text(summarise(stage))]
+            table.add_row(*([Text(path.name)] if several else []), *cells)
+    return table
+
+
 def _side_by_side(paths: list[PathResult]) -> Table:
     """The paths as columns, innermost first: where drops begin and how each ended."""
     table = Table(box=box.SIMPLE_HEAD, title=Text("Paths side by side"), title_justify="left")
-    table.add_column("")
+    table.add_column("", overflow="fold")
     for path in paths:
-        table.add_column(path.name)
+        table.add_column(path.name, overflow="fold")
     rows = {
         "handshake": [_first_handshake(p) for p in paths],
         "RTT": [_first_rtt(p) for p in paths],
@@ -91,8 +126,12 @@ def verdict_panel(
     verdict: Verdict,
     title: str = "Verdict",
     subtitle: str | None = None,
+    plain: bool = False,
 ) -> Panel:
-    """The verdict: status, culprit, hop, figures, confidence, summary and remedies."""
+    """The verdict: status, culprit, hop, figures, confidence, summary and remedies.
+
+    ``plain`` (piped output): the panel is as wide as its longest line, so none is wrapped.
+    """
     style = STATUS_STYLES[verdict.status]
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -120,6 +159,7 @@ def verdict_panel(
         subtitle=Text(subtitle),
         subtitle_align="right",
         border_style=style,
+        expand=not plain,
     )
 
 
@@ -149,17 +189,17 @@ def _path_title(path: PathResult) -> Text:
 
 def _stage_table(path: PathResult) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=Text(f"Stages on {path.name}"), title_justify="left")
-    table.add_column("Stage", no_wrap=True)
-    table.add_column("Duration", justify="right", no_wrap=True)
-    table.add_column("Conns", justify="right")
-    table.add_column("Results", min_width=40)
-    table.add_column("Loop lag", no_wrap=True)
+    table.add_column("Stage", overflow="fold")
+    table.add_column("Duration", justify="right", overflow="fold")
+    table.add_column("Conns", justify="right", overflow="fold")
+    table.add_column("Results", ratio=1, overflow="fold")
+    table.add_column("Loop lag", overflow="fold")
     for stage in path.stages:
         name = stage.name + (" (interrupted)" if stage.interrupted else "")
         table.add_row(
             Text(name),
             Text(format_seconds(stage.duration_s)),
-            Text(str(len(stage.connections))),
+            Text(str(len(stage.connections)) if stage.connections else MISSING),
             Text("\n".join(_stage_results(stage))),
             Text(describe_loop_lag(stage.loop_lag)),
         )
@@ -196,13 +236,13 @@ def _timeline_table(path: PathResult) -> Table:
         title=Text(f"Connections on {path.name}"),
         title_justify="left",
     )
-    table.add_column("Connection", no_wrap=True)
-    table.add_column("Role, plan", no_wrap=True)
-    table.add_column("Opened", justify="right", no_wrap=True)
-    table.add_column("Ended", min_width=22)
-    table.add_column("Age / idle", justify="right", no_wrap=True)
-    table.add_column("Ping/pong", justify="right", no_wrap=True)
-    table.add_column("Srv pings", justify="right", no_wrap=True)
+    table.add_column("Connection", overflow="fold")
+    table.add_column("Role, plan", overflow="fold")
+    table.add_column("Opened", justify="right", overflow="fold")
+    table.add_column("Ended", ratio=1, overflow="fold")
+    table.add_column("Age / idle", justify="right", overflow="fold")
+    table.add_column("Ping/pong", justify="right", overflow="fold")
+    table.add_column("Srv pings", justify="right", overflow="fold")
     for stage in path.stages:
         for conn in stage.connections:
             pings = count_events(conn, "ping_sent")

@@ -96,8 +96,10 @@ def describe_handshake(handshake: Handshake) -> str:
     return timings + status
 
 
-def describe_rtt(rtt: RttStats) -> str:
-    """RTT percentiles, maximum and jitter of one kind of round trip."""
+def describe_rtt(rtt: RttStats, short: bool = False) -> str:
+    """RTT percentiles, maximum and jitter of one kind of round trip (``short``: p50/p99)."""
+    if short:
+        return f"{rtt.kind} RTT p50 {rtt.p50_ms:.1f} / p99 {rtt.p99_ms:.1f} ms"
     return (
         f"{rtt.kind} RTT p50 {rtt.p50_ms:.1f} / p95 {rtt.p95_ms:.1f} / p99 {rtt.p99_ms:.1f}"
         f" / max {rtt.max_ms:.1f} / jitter {rtt.jitter_ms:.1f} ms"
@@ -140,11 +142,67 @@ def _step_outcome(step: Step) -> str:
 
 
 def describe_steps(stage: StageResult) -> str | None:
-    """A stepped stage on one line: ``size: 256 B ok, ..., 128 KiB closed 1009``."""
+    """A stepped stage on one line, a part per phase: ``size: 256 B ok, ..., 128 KiB closed
+    1009``; ``capacity: 10 ok, ..., 100 ok; recovery: 5 new connections ok``."""
     if not stage.steps:
         return None
-    steps = ", ".join(f"{_step_value(stage, s.value)} {_step_outcome(s)}" for s in stage.steps)
-    return f"{stage.name}: {steps}"
+    parts: list[tuple[str, list[str]]] = []
+    for step in stage.steps:
+        phase = step.phase if step.phase not in (None, "ramp", "bisect") else stage.name
+        text = f"{_step_value(stage, step.value)} {_step_outcome(step)}"
+        if phase != stage.name and stage.name == "capacity":
+            text = f"{step.value:g} new connections {_step_outcome(step)}"
+        if not parts or parts[-1][0] != phase:
+            parts.append((phase, []))
+        parts[-1][1].append(text)
+    return "; ".join(f"{phase}: {', '.join(texts)}" for phase, texts in parts)
+
+
+def summarise(stage: StageResult) -> str:
+    """What a stage found, on one line: the line of the default report."""
+    if stage.name == "handshake":
+        parts = [describe_handshake(c.handshake) for c in stage.connections[:1]]
+    else:
+        parts = [describe_rtt(rtt, short=True) for rtt in stage.rtt]
+    parts.extend(_summarise_steps(stage))
+    if stage.app_echo is not None:
+        parts.append(f"application echo {'yes' if stage.app_echo else 'no'}")
+    if stage.name in ("idle", "heartbeat"):
+        parts.append(describe_drops(stage))
+    if stage.max_idle_s is not None:
+        parts.append(f"up to {format_seconds(stage.max_idle_s)} idle")
+    if stage.notes:
+        parts.append(f"{len(stage.notes)} note{'s' if len(stage.notes) > 1 else ''} (-v)")
+    return "; ".join(parts) or MISSING
+
+
+def _summarise_steps(stage: StageResult) -> list[str]:
+    """A stepped stage's phases in short: ``ok up to 1 MiB``, ``ok up to 32 KiB, then 64 KiB
+    closed 1009``; ``recovery: 5 new connections ok``."""
+    parts: list[str] = []
+    main = [s for s in stage.steps if s.phase in (None, "ramp", "bisect")]
+    if main:
+        held = [s.value for s in main if s.ok]
+        failed = next((s for s in main if not s.ok), None)
+        text = f"ok up to {_step_value(stage, max(held))}" if held else ""
+        if failed is not None:
+            failure = f"{_step_value(stage, failed.value)} {_step_outcome(failed)}"
+            text = f"{text}, then {failure}" if text else failure
+        parts.append(text)
+    for step in stage.steps:
+        if step.phase not in (None, "ramp", "bisect"):
+            parts.append(f"{step.phase}: {step.value:g} new connections {_step_outcome(step)}")
+    return parts
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """The verdict on one line, for ``-q`` and CI logs: status, culprit, hop and figures."""
+    text = verdict.status.upper() + ("" if verdict.culprit == "none" else f" {verdict.culprit}")
+    if verdict.hop:
+        text += f" at the {verdict.hop} hop"
+    figures = [f"{label.lower()} {value}" for label, value in verdict_figures(verdict)]
+    figures.append(f"confidence {format_confidence(verdict.confidence)}")
+    return f"{text} ({'; '.join(figures)})"
 
 
 def describe_loop_lag(lag: LoopLag | None) -> str:

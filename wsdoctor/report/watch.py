@@ -185,6 +185,7 @@ def render_watch_summary(
             diagnosis.verdict,
             title=f"Watch of {url}",
             subtitle=f"started {observations.started_at}",
+            plain=not console.is_terminal,
         )
     )
     console.print(findings_text(diagnosis.findings))

@@ -59,14 +59,12 @@ class Bound:
         """The value that leaves room for ``target`` connections, rounded up."""
         return _nice(self.used + target)
 
-    def remedy(self, target: int | None) -> str:
-        """What to set; for a target, a value that leaves room for it."""
+    def remedy(self, target: int) -> str:
+        """What to set: a value that leaves room for ``target`` connections."""
         return remedy_text(self.code, **self.remedy_values(target))
 
-    def remedy_values(self, target: int | None) -> dict[str, object]:
+    def remedy_values(self, target: int) -> dict[str, object]:
         """The figures of its remedy: the value to set, and what else a ceiling asks."""
-        if not target:
-            return {"value": "<limit>", "over_ceiling": ""}
         value = self.needed(target)
         extra = self.over_ceiling if self.ceiling is not None and value > self.ceiling else ""
         return {"value": value, "over_ceiling": extra}
@@ -282,15 +280,15 @@ def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
             connection_limit=first.allows,
         )
     key = "host_capacity.target_ok" if target else "host_capacity.ok"
-    found = finding(key, evidence, target=target, allows=first.allows)
+    found = finding(key, evidence, target=target, allows=first.allows, label=first.label)
     return Judgement(
         found,
         culprit="none",
         confidence=0.7,
         kind="healthy",
         summary=f"{found.title}; the first one reached is {first.label}, at about "
-        f"{first.allows}." + ("" if target else " Pass --target-connections N to check a goal."),
-        remedies=[] if target else [f"To hold more: {first.remedy(None)}"],
+        f"{first.allows}.",
+        remedies=[found.remedy] if found.remedy else [],
         connection_limit=first.allows,
     )
 

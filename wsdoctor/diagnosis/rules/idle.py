@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wsdoctor.diagnosis import facts
-from wsdoctor.diagnosis.catalogue import finding
+from wsdoctor.diagnosis.catalogue import HEARTBEAT_REMEDY, finding
 from wsdoctor.diagnosis.facts import IdleDrop, KeeperFate
 from wsdoctor.diagnosis.knowledge import (
     BY_KEY,
@@ -53,13 +53,13 @@ def _heartbeat_remedy(drop: IdleDrop, fates: list[KeeperFate], path: PathResult)
     notes = []
     if proven:
         best = max(proven, key=lambda f: f.interval_s)
-        notes.append(f"a connection pinging every {best.interval_s:g} s outlived the drop")
+        notes.append(f"a connection pinging every {best.interval_s:g} s already outlived the drop")
     elif app_only:
         notes.append("protocol pings did not keep it alive; application messages did")
     if failed:
         notes.append(f"one beating every {failed[0]:g} s was cut")
-    confirmed = f" ({'; '.join(notes)})" if notes else ""
-    return f"Or, with no change to the path, send {kind} every {interval:g} s{confirmed}."
+    seen = f" (seen here: {'; '.join(notes)})" if notes else ""
+    return HEARTBEAT_REMEDY.format(kind=kind, interval=interval, bound=bound, seen=seen)
 
 
 _HOW = {
