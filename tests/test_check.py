@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from observation_builders import catalogue, failed_handshake_path, observations
 from websockets.asyncio.server import ServerConnection, serve
 
 from wsdoctor.checkconfig import ConfigError, command_line_layer, file_targets
+from wsdoctor.demo import free_port
 from wsdoctor.diagnosis.engine import diagnose
 from wsdoctor.diagnosis.expectations import (
     PROBLEM_CULPRITS,
@@ -142,9 +144,9 @@ def seconds_in(text: str) -> float:
 
 
 def junit_of(path: Path) -> str:
-    """A JUnit file's text, validated against the JUnit XSD."""
+    """A JUnit file's text, validated against the JUnit XSD (and checked by junit_tree)."""
     text = path.read_text(encoding="utf-8")
-    JUNIT_XSD.validate(text)
+    junit_tree(text)
     return text
 
 
@@ -319,14 +321,55 @@ def _checks() -> list[TargetCheck]:
     return checks
 
 
+def junit_tree(text: str) -> ET.Element:
+    """A JUnit document validated against the XSD, whose counts match its elements, and whose
+    classnames no viewer splits into more than a package and a class."""
+    JUNIT_XSD.validate(text)
+    root = ET.fromstring(text)
+    suites = root.findall("testsuite")
+    for node in [root, *suites]:
+        cases = node.iter("testcase")
+        tags = [child.tag for case in cases for child in case if child.tag != "system-out"]
+        assert int(node.get("failures", "")) == tags.count("failure")
+        assert int(node.get("errors", "")) == tags.count("error")
+    for suite in suites:
+        assert suite.find("properties/property[@name='target']").get("value") == suite.get("name")
+        for case in suite.iter("testcase"):
+            assert case.get("classname") == "wsdoctor.check"
+            assert case.get("name", "").startswith(suite.get("name", "") + ": ")
+    return root
+
+
 def test_junit_has_a_case_per_expectation_and_validates() -> None:
     text = render_junit(_checks(), 12.5)
-    JUNIT_XSD.validate(text)
+    junit_tree(text)
     assert text.count("<testsuite ") == 3
     assert text.count("<testcase ") == 4
     assert text.count("<failure ") == 1  # require-idle of proxy-60 (its RTT passes)
     assert text.count("<error ") == 1  # the interrupted run's verdict
     assert "dropped after 60.0 s idle" in text and "Verdict: problem" in text
+    assert 'name="proxy-60: require-idle (&gt;= 65.0 s idle)"' in text
+
+
+def test_junit_reports_a_target_it_could_not_connect_to_as_an_error() -> None:
+    obs = observations(
+        failed_handshake_path(reason="refused", message="connection refused by 127.0.0.1:9")
+    )
+    expectations = Expectations(require_idle_s=5, max_rtt_ms=100)
+    diagnosis = diagnose(obs)
+    results = evaluate(expectations, obs, diagnosis)
+    assert {r.no_connection for r in results} == {
+        "direct: refused (connection refused by 127.0.0.1:9)"
+    }
+    root = junit_tree(render_junit([TargetCheck("127.0.0.1:9/", obs, diagnosis, results)], 0.1))
+    errors = root.findall(".//error")
+    assert len(errors) == 2 and root.find(".//failure") is None
+    for error in errors:
+        assert error.get("message") == (
+            "could not connect: direct: refused (connection refused by 127.0.0.1:9)"
+        )
+        assert "was not measured: could not connect" in (error.text or "")
+        assert "Measured: -" not in (error.text or "")
 
 
 def test_markdown_tables_escape_pipes() -> None:
@@ -421,6 +464,34 @@ def test_require_idle_fails_behind_a_proxy_idle_timeout(idle_edge, tmp_path: Pat
     assert abs(seconds_in(idle["measured"]) - 1.5) <= tolerance(1.5)
     text = junit_of(junit)
     assert 'failures="1"' in text and "<failure " in text and "dropped after" in text
+
+
+def test_a_refused_target_is_a_junit_error_that_it_could_not_connect(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    junit = tmp_path / "junit.xml"
+    result = run_cli(
+        "check", f"ws://127.0.0.1:{port}/", "--require-idle", "2", "--max-rtt-ms", "100",
+        "--junit", str(junit), "--json", "-", timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    (target,) = check_report(result.stdout)["targets"]
+    assert target["verdict"]["culprit"] == "unreachable"
+    for expectation in target["check"]["expectations"]:
+        assert expectation["outcome"] == "fail"
+        assert expectation["no_connection"].startswith("direct: refused (")
+    root = junit_tree(junit_of(junit))
+    assert root.find(".//failure") is None
+    errors = root.findall(".//error")
+    assert len(errors) == 2
+    for error in errors:
+        message = error.get("message", "")
+        assert message.startswith("could not connect: direct: refused (")
+        assert str(port) in message
+    names = [case.get("name") for case in root.iter("testcase")]
+    assert names == [
+        f"127.0.0.1:{port}/: require-idle (>= 2.0 s idle)",
+        f"127.0.0.1:{port}/: max-rtt-ms (RTT p95 <= 100 ms)",
+    ]
 
 
 def test_fail_on_and_allow_judge_the_verdict(idle_edge) -> None:  # noqa: ANN001

@@ -69,13 +69,19 @@ class Expectations:
 
 @dataclass
 class ExpectationResult:
-    """One expectation's outcome: what was required, what was measured, and why."""
+    """One expectation's outcome: what was required, what was measured, and why.
+
+    ``no_connection`` says, when some path could not even be connected to, which and why
+    (``direct: refused (connection refused by ...)``): there the expectation was not measured,
+    the target failed before it; JUnit reports that as an error, not as a failed figure.
+    """
 
     name: str
     required: str
     measured: str
     outcome: Outcome
     detail: str
+    no_connection: str | None = None
 
 
 @dataclass
@@ -103,6 +109,7 @@ class _PathJudgement:
     outcome: Outcome
     figure: float | None
     text: str
+    no_connection: str | None = None
 
 
 def _no_connection(path: PathResult) -> _PathJudgement | None:
@@ -111,7 +118,8 @@ def _no_connection(path: PathResult) -> _PathJudgement | None:
         return None
     text = f"{path.name}: no connection opened ({failure.reason}"
     text += f" {failure.status})" if failure.status is not None else ")"
-    return _PathJudgement("fail", None, text)
+    reason = failure.reason + (f" {failure.status}" if failure.status is not None else "")
+    return _PathJudgement("fail", None, text, f"{path.name}: {reason} ({failure.message})")
 
 
 def _idle_on(path: PathResult, required_s: float) -> _PathJudgement:
@@ -268,7 +276,15 @@ def _over_paths(
     outcome = worst(j.outcome for j in judged)
     figures = [j.figure for j in judged if j.outcome == outcome and j.figure is not None]
     measured = unit(worst_figure(figures)) if figures else "-"
-    return ExpectationResult(name, required, measured, outcome, "; ".join(j.text for j in judged))
+    unreached = [j.no_connection for j in judged if j.no_connection is not None]
+    return ExpectationResult(
+        name,
+        required,
+        measured,
+        outcome,
+        "; ".join(j.text for j in judged),
+        "; ".join(unreached) or None,
+    )
 
 
 def _verdict(diagnosis: Diagnosis, failing: tuple[str, ...]) -> ExpectationResult:

@@ -67,10 +67,13 @@ def render_check_summary(
         verdict = check.diagnosis.verdict
         lines.append(f"{mark(check.outcome)} {check.name}: {verdict.status}, {verdict.culprit}")
         for result in check.results:
+            measured = result.measured if result.no_connection is None else "not measured"
             lines.append(
-                f"  {result.outcome:<12} {result.name:<17} {result.required:<28} {result.measured}"
+                f"  {result.outcome:<12} {result.name:<17} {result.required:<28} {measured}"
             )
-            if result.outcome != "pass":
+            if result.no_connection is not None:
+                lines.append(f"  {'':<12} could not connect: {result.no_connection}")
+            elif result.outcome != "pass":
                 lines.append(f"  {'':<12} {result.detail}")
     count = sum(1 for c in checks if c.outcome == outcome)
     words = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}

@@ -1,8 +1,16 @@
 """JUnit XML for ``wsdoctor check``: one test suite per target, one test case per expectation.
 
-A failed expectation is a ``<failure>``, one that could not be proven an ``<error>``; either
-carries the expectation's evidence, then the verdict's summary, figures and findings. This is
-the Ant/Surefire shape that Jenkins, GitLab and the GitHub test-report actions read.
+A failed expectation is a ``<failure>``; one that could not be proven, or not measured because
+the target could not be connected to (refused, DNS, TLS, an HTTP status instead of the
+upgrade), an ``<error>`` that says so and why. Either carries the expectation's evidence, then
+the verdict's summary, figures and findings. This is the Ant/Surefire shape that Jenkins,
+GitLab and the GitHub test-report actions read.
+
+Every test case's ``classname`` is ``wsdoctor.check``: viewers split a classname at its dots
+into package and class, and a target's name is usually a host, an address or a URL, full of
+dots (``wsdoctor.check.127.0.0.1:49025/`` showed as package ``wsdoctor.check.127.0.0``, class
+``1:49025/``). The target goes in the test case's name instead, which no viewer splits, and in
+the suite's name and ``target`` property.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from wsdoctor.diagnosis.expectations import ExpectationResult, TargetCheck
 from wsdoctor.report.text import format_confidence, verdict_figures
 
 SUITES_NAME = "wsdoctor check"
+CLASSNAME = "wsdoctor.check"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -50,44 +59,60 @@ def verdict_text(check: TargetCheck) -> str:
     return "\n".join(lines)
 
 
+def _problem(result: ExpectationResult) -> str | None:
+    """The element a test case carries: none, ``failure`` or ``error``."""
+    if result.outcome == "pass":
+        return None
+    if result.outcome == "fail" and result.no_connection is None:
+        return "failure"
+    return "error"
+
+
 def _case(check: TargetCheck, result: ExpectationResult, time_s: str) -> ET.Element:
     case = ET.Element(
         "testcase",
-        name=_xml_text(f"{result.name} ({result.required})"),
-        classname=_xml_text(f"wsdoctor.check.{check.name}"),
+        name=_xml_text(f"{check.name}: {result.name} ({result.required})"),
+        classname=CLASSNAME,
         time=time_s,
     )
-    if result.outcome != "pass":
-        tag = "failure" if result.outcome == "fail" else "error"
-        problem = ET.SubElement(
-            case,
-            tag,
-            message=_xml_text(f"{result.name}: measured {result.measured}, {result.detail}"),
-            type=result.name,
-        )
-        problem.text = _xml_text(
-            f"Required: {result.required}\nMeasured: {result.measured}\n{result.detail}\n\n"
-            + verdict_text(check)
-        )
+    tag = _problem(result)
+    if tag is None:
+        return case
+    if result.no_connection is not None:
+        message = f"could not connect: {result.no_connection}"
+        kind = "no_connection"
+        text = f"{result.name} was not measured: could not connect ({result.no_connection})"
+    else:
+        message = f"{result.name}: measured {result.measured}, {result.detail}"
+        kind = result.name
+        text = f"Measured: {result.measured}"
+    problem = ET.SubElement(case, tag, message=_xml_text(message), type=kind)
+    problem.text = _xml_text(
+        f"Required: {result.required}\n{text}\n{result.detail}\n\n" + verdict_text(check)
+    )
     return case
 
 
+def _counts(results: list[ExpectationResult]) -> dict[str, str]:
+    """The ``tests``, ``failures``, ``errors`` and ``skipped`` attributes of a suite."""
+    tags = [_problem(r) for r in results]
+    return {
+        "tests": str(len(tags)),
+        "failures": str(tags.count("failure")),
+        "errors": str(tags.count("error")),
+        "skipped": "0",
+    }
+
+
 def _suite(check: TargetCheck) -> ET.Element:
-    outcomes = [r.outcome for r in check.results]
     time_s = f"{check.observations.duration_s:.3f}"
-    suite = ET.Element(
-        "testsuite",
-        name=_xml_text(check.name),
-        tests=str(len(outcomes)),
-        failures=str(outcomes.count("fail")),
-        errors=str(outcomes.count("inconclusive")),
-        skipped="0",
-        time=time_s,
-    )
+    attributes = {"name": _xml_text(check.name), **_counts(check.results), "time": time_s}
+    suite = ET.Element("testsuite", attributes)
     timestamp = _timestamp(check.observations.started_at)
     if timestamp is not None:
         suite.set("timestamp", timestamp)
     properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="target", value=_xml_text(check.name))
     for path in check.observations.paths:
         value = path.url + (f" via {path.proxy}" if path.proxy else "")
         ET.SubElement(properties, "property", name=f"path.{path.name}", value=_xml_text(value))
@@ -102,16 +127,9 @@ def _suite(check: TargetCheck) -> ET.Element:
 
 def render_junit(checks: list[TargetCheck], duration_s: float) -> str:
     """The whole check as a JUnit XML document (UTF-8, with its declaration)."""
-    outcomes = [r.outcome for check in checks for r in check.results]
-    root = ET.Element(
-        "testsuites",
-        name=SUITES_NAME,
-        tests=str(len(outcomes)),
-        failures=str(outcomes.count("fail")),
-        errors=str(outcomes.count("inconclusive")),
-        skipped="0",
-        time=f"{duration_s:.3f}",
-    )
+    results = [r for check in checks for r in check.results]
+    attributes = {"name": SUITES_NAME, **_counts(results), "time": f"{duration_s:.3f}"}
+    root = ET.Element("testsuites", attributes)
     root.extend(_suite(check) for check in checks)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
