@@ -14,6 +14,7 @@ import typer
 
 from wsdoctor import __version__
 from wsdoctor.commands.capacity import capacity
+from wsdoctor.commands.capacity_worker import capacity_worker
 from wsdoctor.commands.check import check
 from wsdoctor.commands.demo import demo
 from wsdoctor.commands.host import host
@@ -57,6 +58,7 @@ app.command()(demo)
 app.command()(check)
 app.command()(watch)
 app.command()(capacity)
+app.command(name="capacity-worker")(capacity_worker)
 app.command()(host)
 app.command()(report)
 app.command()(lint)

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import random
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -34,6 +33,7 @@ from wsdoctor.backoff import BackoffPolicy
 from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import Observations, PathResult, StageResult, Step
 from wsdoctor.plan import CapacityPlan, ConnectOptions, PathSpec, Plan
+from wsdoctor.probes import classify
 from wsdoctor.probes.basic import handshake_stage
 from wsdoctor.probes.connection import HandshakeError, ProbeConnection, open_probe_connection
 from wsdoctor.probes.looplag import LoopLagMonitor
@@ -50,9 +50,10 @@ RECOVERY_CONNECTIONS = 5
 STORM_ATTEMPTS = 4
 STORM_BACKOFF = BackoffPolicy(base_s=0.5, max_s=4.0)
 _RANDOM = random.Random()
-_CLIENT_ERRNOS = {errno.EMFILE: "client_fd_limit", errno.ENFILE: "client_fd_limit"}
 
 Outcome = ProbeConnection | str  # an open connection, or the key of why it failed
+Ramp = Callable[["CapacityRun"], Awaitable[None]]
+"""Climbs the levels into ``run.stage``: :meth:`CapacityRun.ramp`, or another engine's."""
 
 
 def ramp_levels(max_connections: int) -> list[int]:
@@ -115,20 +116,28 @@ class ClientBudget:
 def failure_key(error: BaseException) -> str:
     """A short name for why an attempt failed: ``http_503``, ``refused``, ``timeout`` ..."""
     if isinstance(error, HandshakeError) and error.handshake.failure is not None:
-        failure = error.handshake.failure
-        if failure.reason == "http_status":
-            return f"http_{failure.status}"
-        if f"[Errno {errno.EADDRNOTAVAIL}]" in failure.message:
-            return "client_ports"
-        return failure.reason
-    if isinstance(error, OSError) and error.errno in _CLIENT_ERRNOS:
-        return _CLIENT_ERRNOS[error.errno]
-    return "other"
+        return classify.failure_key(error.handshake.failure)
+    return classify.client_limit_key(error) or "other"
 
 
 def _http_status(failures: Counter[str]) -> int | None:
     statuses = Counter({k: n for k, n in failures.items() if k[5:].isdigit()})
     return int(statuses.most_common(1)[0][0][5:]) if statuses else None
+
+
+def ramp_step(level: int, held: int, failures: Counter[str], elapsed_s: float) -> Step:
+    """The step of one ramp level: ``held`` connections open at its end, and its failures."""
+    return Step(
+        value=level,
+        ok=not failures,
+        sent=level,
+        answered=held,
+        failed=sum(failures.values()),
+        failures=dict(failures),
+        status=_http_status(failures),
+        elapsed_s=round(elapsed_s, 3),
+        phase="ramp",
+    )
 
 
 class CapacityRun:
@@ -192,9 +201,9 @@ class CapacityRun:
                     return None
             except ConnectionClosed:
                 pass
-        kind = probe.ending().kind
+        ending = probe.ending()
         await probe.close()
-        return f"shed_{'silent' if kind == 'open' else kind}"
+        return classify.shed_key(ending)
 
     async def check_held(self, failures: Counter[str]) -> None:
         """Ping every held connection; drop and count those the server shed."""
@@ -219,19 +228,8 @@ class CapacityRun:
             self._keep(await self.open_paced(room), failures)
             await asyncio.sleep(self.plan.hold_s)
             await self.check_held(failures)
-            self.stage.steps.append(
-                Step(
-                    value=level,
-                    ok=not failures,
-                    sent=level,
-                    answered=len(self.pool),
-                    failed=sum(failures.values()),
-                    failures=dict(failures),
-                    status=_http_status(failures),
-                    elapsed_s=round(time.monotonic() - began, 3),
-                    phase="ramp",
-                )
-            )
+            elapsed = time.monotonic() - began
+            self.stage.steps.append(ramp_step(level, len(self.pool), failures, elapsed))
             if failures:
                 return
 
@@ -331,14 +329,16 @@ async def capacity_stage(
     run_started: float,
     status: PathStatus,
     stage: StageResult,
+    ramp: Ramp | None = None,
 ) -> None:
     """Run the ramp (and storms, and the recovery check) over ``path``, filling ``stage``.
 
+    ``ramp`` climbs the levels in place of this process's own opener (the Locust engine).
     On cancellation every connection is dropped and the stage is marked interrupted.
     """
     began = time.monotonic()
     run = CapacityRun(path, connect, plan, run_started, stage, status)
-    if run.budget.connections < plan.max_connections:
+    if ramp is None and run.budget.connections < plan.max_connections:
         stage.notes.append(
             f"this client can hold about {run.budget.connections} connections "
             f"({'local ports' if run.budget.bound_by == 'client_ports' else 'descriptors'}: "
@@ -347,7 +347,7 @@ async def capacity_stage(
     try:
         async with LoopLagMonitor() as lag:
             try:
-                await run.ramp()
+                await (ramp or CapacityRun.ramp)(run)
                 if plan.storm:
                     await run.storm("storm", _no_backoff)
                     await run.storm("storm_backoff", _backoff_with_jitter)
@@ -370,6 +370,7 @@ async def run_capacity(
     plan: CapacityPlan,
     status: RunStatus,
     observations: Observations,
+    ramp: Ramp | None = None,
 ) -> None:
     """One handshake, then (if it worked) the capacity stage; fills ``observations`` as it goes.
 
@@ -395,7 +396,7 @@ async def run_capacity(
         if after > before:
             stage.notes.append(f"raised this client's RLIMIT_NOFILE soft limit {before} -> {after}")
         result.stages.append(stage)
-        await capacity_stage(path, connect, plan, run_started, path_status, stage)
+        await capacity_stage(path, connect, plan, run_started, path_status, stage, ramp)
     except asyncio.CancelledError:
         observations.interrupted = True
     finally:
