@@ -1,4 +1,13 @@
-"""Run a plan's stages over every path at the same time and collect the observations."""
+"""Run a plan's stages over every path at the same time and collect the observations.
+
+Every path's handshake, echo, idle + heartbeat and stability stages run at once; then the size
+and rate stages (which load the server) run on every path at once too. A load stage that
+fails while other paths were loading the server as well is measured again on its path alone,
+within the time the run budget grants the load stages one path after the other: a server
+that punishes one path's burst may cut the client's other connections, and a limit per
+client sees every path's load at once. The plain HTTP fingerprint runs beside the long
+stages, never on the path of a quick check.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +16,15 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from wsdoctor.budget import beside_budget
+from wsdoctor.budget import beside_budget, plan_budget
 from wsdoctor.fingerprints import recognise
 from wsdoctor.observations import Observations, PathResult, StageResult
 from wsdoctor.plan import MAX_PING_TIMEOUT_S, MIN_PING_TIMEOUT_S, PathSpec, Plan
 from wsdoctor.probes.basic import echo_stage, handshake_stage
-from wsdoctor.probes.http_probe import plain_http_fingerprints
 from wsdoctor.probes.idle import SharedHorizon, idle_stages
 from wsdoctor.probes.rate import rate_stage
 from wsdoctor.probes.size import size_stage
@@ -23,6 +32,11 @@ from wsdoctor.probes.stability import stability_stage
 from wsdoctor.redact import redact_url
 from wsdoctor.status import PathStatus, RunStatus
 
+if TYPE_CHECKING:
+    from wsdoctor.probes.http_probe import HttpClients
+
+QUICK_STAGES = frozenset({"handshake", "echo"})
+"""A plan of these stages only is a quick check: nothing else (no HTTP fingerprint) runs."""
 STAGE_SLACK_S = 10.0
 """How far past its worst case a group of stages may run before it is cancelled."""
 TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
@@ -51,14 +65,19 @@ async def run_path(
     status: PathStatus,
     horizon: SharedHorizon,
     result: PathResult,
+    clients: HttpClients | None = None,
 ) -> None:
-    """Run every planned stage over one path, appending each stage to ``result`` as it ends."""
+    """Run every planned stage over one path, appending each stage to ``result`` as it ends.
+
+    ``clients`` makes the plain HTTP fingerprint request (None: a quick check, no request).
+    """
     status.stage = "handshake"
     await _test_hang("handshake")
     handshake = await handshake_stage(path, plan, run_started, result.stages)
     result.fingerprints = recognise(handshake.connections[0].handshake.headers, "upgrade")
     if not handshake.connections[0].handshake.ok:
-        await _add_http_fingerprints(path, plan, result)
+        if clients is not None:
+            await _add_http_fingerprints(path, clients, result)
         status.stage = "done"
         return
     echo = None
@@ -67,8 +86,11 @@ async def run_path(
         await _test_hang("echo")
         echo = await echo_stage(path, plan, run_started, result.stages)
     # Stability only pings on its own connection: it runs beside the idle stage at no cost.
-    # The plain HTTP request is light, and its set-up runs in a thread: it cannot skew timings.
-    beside: dict[str, Awaitable[None]] = {"fingerprint": _add_http_fingerprints(path, plan, result)}
+    # The plain HTTP request is light (a CA bundle, for https only, loads in a thread): it
+    # cannot skew timings.
+    beside: dict[str, Awaitable[None]] = {}
+    if clients is not None:
+        beside["fingerprint"] = _add_http_fingerprints(path, clients, result)
     if "idle" in plan.stages or "heartbeat" in plan.stages:
         beside["idle"] = idle_stages(
             path,
@@ -84,8 +106,9 @@ async def run_path(
         beside["stability"] = stability_stage(
             path, plan, run_started, ping_timeout_for(echo), status, result.stages
         )
-    status.stage = " + ".join(name for name in beside if name != "fingerprint") or "fingerprint"
-    await _bounded(asyncio.gather(*beside.values()), beside_budget(plan)[1], result)
+    if beside:
+        status.stage = " + ".join(name for name in beside if name != "fingerprint") or "fingerprint"
+        await _bounded(asyncio.gather(*beside.values()), beside_budget(plan)[1], result)
     status.stage = "done"
 
 
@@ -136,33 +159,144 @@ async def _test_hang(stage: str) -> None:
     await never
 
 
-async def _add_http_fingerprints(path: PathSpec, plan: Plan, result: PathResult) -> None:
+def wants_fingerprints(plan: Plan) -> bool:
+    """Whether the run makes the plain HTTP request: beside long stages, never in a quick check."""
+    return not set(plan.stages) <= QUICK_STAGES
+
+
+def http_clients(plan: Plan) -> HttpClients | None:
+    """The run's HTTP clients for the fingerprint request, or None when it makes none.
+
+    Imports httpx (in the calling thread: the main thread, before any stage starts) only
+    when the plan makes the request; a quick check never pays for it.
+    """
+    if not wants_fingerprints(plan):
+        return None
+    from wsdoctor.probes.http_probe import HttpClients
+
+    return HttpClients(plan.connect)
+
+
+async def _add_http_fingerprints(path: PathSpec, clients: HttpClients, result: PathResult) -> None:
     """Add what a plain HTTP request to the same origin recognises."""
+    from wsdoctor.probes.http_probe import plain_http_fingerprints
+
     named = {f.name for f in result.fingerprints}
-    found = await plain_http_fingerprints(path, plan.connect)
+    found = await plain_http_fingerprints(path, clients)
     result.fingerprints.extend(f for f in found if f.name not in named)
+
+
+LoadStage = Callable[[PathSpec, Plan, float, float, bool, list[StageResult]], Awaitable[None]]
+LOAD_STAGE_FUNCTIONS: dict[str, LoadStage] = {"size": size_stage, "rate": rate_stage}
+REMEASURED_NOTE = (
+    "measured again on this path alone: it failed while {others} other path(s) loaded the "
+    "server at the same time"
+)
+NOT_REMEASURED_NOTE = (
+    "failed while {others} other path(s) loaded the server at the same time; not measured "
+    "again alone (the run budget left no time for it)"
+)
+
+
+def _load_ready(result: PathResult) -> bool:
+    handshake = result.stage("handshake")
+    return handshake is not None and handshake.connections[0].handshake.ok
+
+
+async def _load_stage(
+    name: str, path: PathSpec, plan: Plan, run_started: float, result: PathResult
+) -> StageResult | None:
+    """Run the load stage ``name`` on one path and return it (appended to the path's stages)."""
+    echo = result.stage("echo")
+    echoes = bool(echo and echo.app_echo)
+    before = len(result.stages)
+    await LOAD_STAGE_FUNCTIONS[name](
+        path, plan, run_started, ping_timeout_for(echo), echoes, result.stages
+    )
+    return result.stages[before] if len(result.stages) > before else None
 
 
 async def run_load_stages(
     path: PathSpec, plan: Plan, run_started: float, status: PathStatus, result: PathResult
 ) -> None:
-    """The size then rate stages on one path, if planned and the path opens at all.
-
-    They load the server, and a server punishing a burst may punish the client's other
-    connections too, so they run after every path's idle stage, one path at a time.
-    """
-    handshake = result.stage("handshake")
-    if handshake is None or not handshake.connections[0].handshake.ok:
+    """The size then rate stages on one path, if planned and the path opens at all."""
+    if not _load_ready(result):
         return
-    echo = result.stage("echo")
-    echoes = bool(echo and echo.app_echo)
-    if "size" in plan.stages:
-        status.stage = "size"
-        await size_stage(path, plan, run_started, ping_timeout_for(echo), echoes, result.stages)
-    if "rate" in plan.stages:
-        status.stage = "rate"
-        await rate_stage(path, plan, run_started, ping_timeout_for(echo), echoes, result.stages)
+    for name in LOAD_STAGE_FUNCTIONS:
+        if name in plan.stages:
+            status.stage = name
+            await _load_stage(name, path, plan, run_started, result)
     status.stage = "done"
+
+
+def failed(stage: StageResult | None) -> bool:
+    """Whether a load stage saw a step fail, or could not open its connection at all."""
+    if stage is None or stage.interrupted:
+        return False
+    return any(not step.ok for step in stage.steps) or (bool(stage.notes) and not stage.steps)
+
+
+async def run_load_phase(
+    plan: Plan, run_started: float, status: RunStatus, observations: Observations
+) -> None:
+    """The size and rate stages on every path at once, then again alone where one failed.
+
+    With one path (or one whose handshake succeeded) this is ``run_load_stages``. With
+    several, a load stage that failed is measured again on its path alone, one path after
+    the other, and replaces the concurrent measurement (with a note saying so): a limit per
+    client, or a server punishing one path's burst by cutting every connection of the
+    client, then reads the same as when the paths run one after the other. Re-measuring
+    stays within what the run budget grants the load stages run one path after the other
+    (``budget.plan_budget``); a failure it has no time for keeps a note instead.
+    """
+    pairs = [(p, r) for p, r in zip(plan.paths, observations.paths) if _load_ready(r)]
+    planned = [name for name in LOAD_STAGE_FUNCTIONS if name in plan.stages]
+    if not pairs or not planned:
+        return
+    if len(pairs) == 1:
+        spec, result = pairs[0]
+        await run_load_stages(spec, plan, run_started, status.path(spec.name), result)
+        return
+    began = time.monotonic()
+    await _all(
+        [
+            asyncio.create_task(
+                run_load_stages(spec, plan, run_started, status.path(spec.name), result)
+            )
+            for spec, result in pairs
+        ]
+    )
+    allowance = dict(plan_budget(plan).parts)
+    granted = sum(allowance.get(name, 0.0) for name in planned)
+    others = len(pairs) - 1
+    for spec, result in pairs:
+        for name in planned:
+            stage = result.stage(name)
+            if stage is None or not failed(stage):
+                continue
+            alone_s = allowance.get(name, 0.0) / len(plan.paths)
+            if time.monotonic() - began + alone_s > granted:
+                stage.notes.append(NOT_REMEASURED_NOTE.format(others=others))
+                continue
+            status.path(spec.name).stage = name
+            index = result.stages.index(stage)
+            again = await _load_stage(name, spec, plan, run_started, result)
+            if again is not None:
+                result.stages.remove(again)
+                again.notes.append(REMEASURED_NOTE.format(others=others))
+                result.stages[index] = again
+            status.path(spec.name).stage = "done"
+
+
+async def _all(tasks: list[asyncio.Task[None]]) -> None:
+    """Await every task; when one fails or the wait is cancelled, stop the others first."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def run_plan(plan: Plan, status: RunStatus, observations: Observations) -> None:
@@ -170,6 +304,7 @@ async def run_plan(plan: Plan, status: RunStatus, observations: Observations) ->
 
     When cancelled (Ctrl-C), ``observations`` keeps what was learned and is marked interrupted.
     """
+    clients = http_clients(plan)  # imports httpx, if needed, before the clock starts
     observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     run_started = status.started = time.monotonic()
     observations.paths = [
@@ -182,16 +317,21 @@ async def run_plan(plan: Plan, status: RunStatus, observations: Observations) ->
     ]
     horizon = SharedHorizon()
     tasks = [
-        asyncio.create_task(run_path(p, plan, run_started, status.path(p.name), horizon, r))
+        asyncio.create_task(
+            run_path(p, plan, run_started, status.path(p.name), horizon, r, clients)
+        )
         for p, r in zip(plan.paths, observations.paths)
     ]
     try:
         await asyncio.gather(*tasks)
-        for spec, result in zip(plan.paths, observations.paths):
-            await run_load_stages(spec, plan, run_started, status.path(spec.name), result)
+        if clients is not None:
+            await clients.aclose()
+        await run_load_phase(plan, run_started, status, observations)
     except asyncio.CancelledError:
         observations.interrupted = True
         # gather already cancelled the paths: let them record what they saw, once.
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         observations.duration_s = round(time.monotonic() - run_started, 3)
+        if clients is not None:
+            await clients.aclose()
