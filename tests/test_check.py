@@ -370,6 +370,12 @@ def test_junit_reports_a_target_it_could_not_connect_to_as_an_error() -> None:
         )
         assert "was not measured: could not connect" in (error.text or "")
         assert "Measured: -" not in (error.text or "")
+    # The verdict alone (the default expectation) is no failed figure either.
+    (verdict,) = evaluate(Expectations(), obs, diagnosis)
+    assert (verdict.name, verdict.outcome) == ("verdict", "fail")
+    assert verdict.no_connection == "direct: refused (connection refused by 127.0.0.1:9)"
+    root = junit_tree(render_junit([TargetCheck("127.0.0.1:9/", obs, diagnosis, [verdict])], 0.1))
+    assert root.find(".//failure") is None and len(root.findall(".//error")) == 1
 
 
 def test_markdown_tables_escape_pipes() -> None:

@@ -503,6 +503,7 @@ def test_metrics_are_scraped_over_http_and_kept_in_a_textfile(tmp_path: Path) ->
         stdout, stderr = process.communicate(timeout=15)
     assert process.returncode == 1, stderr
     assert _sample_sum(seen, "wsdoctor_watch_connection_up") == 1, seen
+    assert {s.labels.get("target") for samples in seen.values() for s in samples} == {url}
     assert _sample_sum(seen, "wsdoctor_watch_rtt_seconds", "_count") > 0
     assert _sample_sum(seen, "wsdoctor_watch_last_rtt_seconds") > 0
     assert _sample_sum(seen, "wsdoctor_watch_reconnect_attempts", "_total") >= 2

@@ -318,7 +318,11 @@ def evaluate(
     results: list[ExpectationResult] = []
     failing = expectations.failing_culprits()
     if failing is not None:
-        results.append(_verdict(diagnosis, failing))
+        verdict = _verdict(diagnosis, failing)
+        if verdict.outcome == "fail":  # failed before anything could be tried: say so
+            unreached = [j.no_connection for j in map(_no_connection, obs.paths) if j]
+            verdict.no_connection = "; ".join(t for t in unreached if t) or None
+        results.append(verdict)
     idle_s = expectations.require_idle_s
     if idle_s is not None:
         results.append(

@@ -67,7 +67,8 @@ def render_check_summary(
         verdict = check.diagnosis.verdict
         lines.append(f"{mark(check.outcome)} {check.name}: {verdict.status}, {verdict.culprit}")
         for result in check.results:
-            measured = result.measured if result.no_connection is None else "not measured"
+            unmeasured = result.no_connection is not None and result.measured == "-"
+            measured = "not measured" if unmeasured else result.measured
             lines.append(
                 f"  {result.outcome:<12} {result.name:<17} {result.required:<28} {measured}"
             )
