@@ -144,14 +144,6 @@ def test_a_quick_check_of_an_unreachable_server_is_no_healthy_verdict() -> None:
     assert result.returncode == 1, result.stderr
 
 
-def test_terminal_report_puts_the_verdict_first(serve_url: str) -> None:
-    result = run_cli("probe", serve_url, "--max-idle", "2", "--stages", "handshake,echo,idle")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "\x1b[" not in out
-    assert out.index("HEALTHY") < out.index("Stages on direct") < out.index("Connections on")
-
-
 def test_interrupted_probe_writes_a_partial_report(serve_url: str, tmp_path) -> None:  # noqa: ANN001
     target = tmp_path / "partial.json"
     process = subprocess.Popen(

@@ -311,7 +311,7 @@ SHAPES = [healthy, proxy_idle_timeout, handshake_failure, interrupted]
 def _render(observations: Observations, diagnosis: Diagnosis, width: int = 100) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, no_color=True, force_terminal=False)
-    render_terminal(observations, diagnosis, console)
+    render_terminal(observations, diagnosis, console, verbose=True)
     return out.getvalue()
 
 

@@ -152,11 +152,13 @@ def verdict_panel(
         )
         if observations.interrupted:
             subtitle += ", interrupted: partial results"
+    if plain:  # a box as wide as its content would cut a longer subtitle: make it a line
+        parts.extend([Text(), Text(subtitle)])
     return Panel(
         Group(*parts),
         title=Text(title, style="bold"),
         title_align="left",
-        subtitle=Text(subtitle),
+        subtitle=None if plain else Text(subtitle),
         subtitle_align="right",
         border_style=style,
         expand=not plain,
