@@ -28,7 +28,8 @@ app = typer.Typer(
     name="wsdoctor",
     help="Find out why WebSocket connections drop, and prove it.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -12,6 +12,7 @@ from wsdoctor.commands.common import (
     REPORT,
     ConnectArgs,
     ReportArgs,
+    Url,
     connect_options,
     fail,
     path_specs,
@@ -34,17 +35,24 @@ MAX_LOCAL_WORKERS = 64
 MAX_WORKERS = 10_000
 
 
-@with_options(CONNECT.with_defaults(open_timeout=5.0), REPORT)
+@with_options(CONNECT, REPORT)
 def capacity(
-    url: Annotated[str, typer.Argument(help="The WebSocket URL (ws:// or wss://).")],
+    url: Url,
     max_connections: Annotated[
-        int, typer.Option("--max-connections", help="Never hold more than N connections.")
+        int,
+        typer.Option("--max-connections", metavar="N", help="Never hold more than N connections."),
     ] = 200,
     rate: Annotated[
-        float, typer.Option("--rate", help="New connections per second while ramping.")
+        float,
+        typer.Option(
+            "--rate", metavar="PER_SECOND", help="New connections per second while ramping."
+        ),
     ] = 200.0,
     hold: Annotated[
-        float, typer.Option("--hold", help="Seconds each level is held before it is checked.")
+        float,
+        typer.Option(
+            "--hold", metavar="SECONDS", help="Seconds each level is held before it is checked."
+        ),
     ] = 1.0,
     storm: Annotated[
         bool,
@@ -105,7 +113,15 @@ def capacity(
     connect: ConnectArgs,
     report: ReportArgs,
 ) -> None:
-    """Ramp up concurrent connections and record where the server starts to fail."""
+    """Ramp up concurrent connections and record where the server starts to fail.
+
+    Only loopback targets unless --yes-i-own-this-server: this is a load test.
+
+    \b
+    Examples:
+      wsdoctor capacity ws://127.0.0.1:8765/ --max-connections 2000
+      wsdoctor capacity wss://staging.example.com/ws --yes-i-own-this-server --storm
+    """
     from wsdoctor.plan import CapacityPlan
 
     outputs = report.outputs()
