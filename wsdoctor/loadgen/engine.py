@@ -108,6 +108,7 @@ class LocustRamp:
             "wait_workers_s": self.settings.wait_workers_s,
             "levels": ramp_levels(self.plan.max_connections),
             "rate": self.plan.rate_per_s,
+            "max_in_flight": self.plan.max_in_flight,
             "hold_s": self.plan.hold_s,
             "ping_timeout_s": self.plan.ping_timeout_s,
             "open_timeout_s": self.options.open_timeout_s,

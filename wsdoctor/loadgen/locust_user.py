@@ -6,9 +6,11 @@ connection with heartbeats until it ends and reports the ending (close frame and
 RST, silence) the same way. Failed users do not retry: a ramp level counts attempts, as the
 asyncio engine does.
 
-The worker side of wsdoctor's ramp also lives here, as Locust custom messages: the master
-sends the connection options (``config``), asks every worker to wait for its handshakes and
-ping what it holds (``check``), and to close everything (``close``); workers report progress.
+The worker side of wsdoctor's ramp also lives here, as Locust custom messages: the master sends
+the connection options (``config``), asks every worker to wait for its handshakes (``settle``),
+then, after the hold, to ping what it holds (``check``), and to close everything (``close``);
+workers report progress.
+
 It also runs standalone: ``locust -f wsdoctor/loadgen/locust_user.py --host ws://...``.
 """
 
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
@@ -33,6 +36,8 @@ from wsdoctor.probes.classify import shed_key
 HELLO = "wsdoctor_hello"
 CONFIG = "wsdoctor_config"
 READY = "wsdoctor_ready"
+SETTLE = "wsdoctor_settle"
+SETTLED = "wsdoctor_settled"
 CHECK = "wsdoctor_check"
 CHECKED = "wsdoctor_checked"
 CLOSE = "wsdoctor_close"
@@ -41,6 +46,8 @@ PROGRESS = "wsdoctor_progress"
 PROGRESS_S = 0.5
 IDLE_USER_S = 3600.0
 PARALLEL_PINGS = 1000
+MAX_IN_FLIGHT = 100
+"""Handshakes one worker has in flight at most, unless the master says otherwise."""
 
 
 class ConnectionEnded(Exception):
@@ -52,6 +59,9 @@ class WorkerState:
     """This worker's connections and the failures counted since the master's last check."""
 
     options: ClientOptions | None = None
+    opening: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    )
     held: list[WsClient] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     failed_total: Counter[str] = field(default_factory=Counter)
@@ -87,7 +97,8 @@ class WsDoctorUser(User):
         self.connection: WsClient | None = None
         options = STATE.options or ClientOptions(url=self.host or "")
         try:
-            self.connection = open_client(options)
+            with STATE.opening:
+                self.connection = open_client(options)
         except OpenFailed as failed:
             STATE.fail(failed.key)
             _fire(self.environment, "handshake", failed.elapsed_s, failed)
@@ -126,15 +137,20 @@ def _still_there(connection: WsClient, ping_timeout_s: float) -> str | None:
     return shed_key(connection.ending())
 
 
-def check(env: Environment, level: int, ping_timeout_s: float, wait_s: float) -> dict[str, Any]:
-    """Wait for this worker's handshakes, ping every held connection, count what was lost."""
+def settle(env: Environment, wait_s: float) -> None:
+    """Wait until every user of this worker has made its one attempt (``wait_s`` at most)."""
     runner = env.runner
     deadline = time.monotonic() + wait_s
     while runner is not None and STATE.attempts < runner.user_count:
         if time.monotonic() > deadline:
             STATE.fail("timeout")  # a handshake that outlived its own timeout
-            break
-        gevent.sleep(0.02)
+            return
+        gevent.sleep(0.01)
+
+
+def check(env: Environment, level: int, ping_timeout_s: float, wait_s: float) -> dict[str, Any]:
+    """Wait for this worker's handshakes, ping every held connection, count what was lost."""
+    settle(env, wait_s)
     held = list(STATE.held)
     pool = Pool(PARALLEL_PINGS)
     verdicts = pool.map(lambda c: _still_there(c, ping_timeout_s), held)
@@ -173,11 +189,16 @@ def serve_worker(env: Environment) -> None:
     assert runner is not None
 
     def on_config(environment: Environment, msg: Any, **_: Any) -> None:
-        data = dict(msg.data)
+        data = dict(msg.data["options"])
         data["headers"] = tuple(tuple(h) for h in data["headers"])
         data["subprotocols"] = tuple(data["subprotocols"])
         STATE.options = ClientOptions(**data)
+        STATE.opening = threading.BoundedSemaphore(msg.data["max_in_flight"])
         runner.send_message(READY, {"pid": os.getpid()})
+
+    def on_settle(environment: Environment, msg: Any, **_: Any) -> None:
+        settle(environment, **msg.data)
+        runner.send_message(SETTLED, {})
 
     def on_check(environment: Environment, msg: Any, **_: Any) -> None:
         runner.send_message(CHECKED, check(environment, **msg.data))
@@ -187,6 +208,7 @@ def serve_worker(env: Environment) -> None:
         runner.send_message(CLOSED, {})
 
     runner.register_message(CONFIG, on_config)
+    runner.register_message(SETTLE, on_settle, concurrent=True)
     runner.register_message(CHECK, on_check, concurrent=True)
     runner.register_message(CLOSE, on_close, concurrent=True)
     runner.send_message(HELLO, hello())
@@ -194,8 +216,3 @@ def serve_worker(env: Environment) -> None:
         open_now = sum(1 for c in STATE.held if c.is_open)
         runner.send_message(PROGRESS, {"open": open_now, "failures": dict(STATE.failed_total)})
         gevent.sleep(PROGRESS_S)
-
-
-def options_message(options: ClientOptions) -> dict[str, Any]:
-    """``options`` as the master sends them (plain JSON-able values)."""
-    return asdict(options)

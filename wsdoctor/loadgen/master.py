@@ -1,18 +1,19 @@
 """The Locust master of ``wsdoctor capacity --engine locust``, run as its own process.
 
-``python -m wsdoctor.loadgen.master CONFIG_JSON`` binds a headless Locust master, waits for
-the expected workers (checking that they run this wsdoctor version), then climbs the ramp:
-each level asks Locust for that many users at the planned spawn rate, holds it, and asks every
-worker to check its connections. It writes one JSON object per line on standard output: the
-parent (``loadgen/engine.py``, an asyncio process that must never be gevent-patched) turns
-them into the capacity stage's steps. Every wait is bounded; the process ends after the ramp,
-on an error, or when its parent is gone.
+``python -m wsdoctor.loadgen.master CONFIG_JSON`` binds a headless Locust master, waits for the
+expected workers (checking that they run this wsdoctor version), then climbs the ramp: each
+level asks Locust for that many users at the planned spawn rate, waits for their handshakes,
+holds the level, and asks every worker to check its connections. It writes one JSON object per
+line on standard output: the parent (``loadgen/engine.py``, an asyncio process that must never
+be gevent-patched) turns them into the capacity stage's steps. Every wait is bounded; the
+process ends after the ramp, on an error, or when its parent is gone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -68,12 +69,14 @@ class Ramp:
         self.workers: dict[str, Worker] = {}
         self.replies: dict[str, dict[str, Any]] = {}
         self.closed: set[str] = set()
+        self.settled: set[str] = set()
         self.problem: str | None = None
         self.level = 0
         for name, listener in {
             lu.HELLO: self.on_hello,
             lu.READY: self.on_ready,
             lu.PROGRESS: self.on_progress,
+            lu.SETTLED: self.on_settled,
             lu.CHECKED: self.on_checked,
             lu.CLOSED: self.on_closed,
         }.items():
@@ -86,7 +89,9 @@ class Ramp:
         if theirs != ours:
             self.problem = f"{worker.name} runs wsdoctor {theirs}, this master runs {ours}"
             return
-        self.runner.send_message(lu.CONFIG, self.config["options"], client_id=msg.node_id)
+        share = math.ceil(self.config["max_in_flight"] / self.config["workers"])
+        config = {"options": self.config["options"], "max_in_flight": share}
+        self.runner.send_message(lu.CONFIG, config, client_id=msg.node_id)
 
     def on_ready(self, environment: Environment, msg: Any, **_: Any) -> None:
         if msg.node_id in self.workers:
@@ -97,6 +102,9 @@ class Ramp:
         if msg.node_id in self.workers:
             self.workers[msg.node_id].open = msg.data["open"]
             self.workers[msg.node_id].failures = msg.data["failures"]
+
+    def on_settled(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self.settled.add(msg.node_id)
 
     def on_checked(self, environment: Environment, msg: Any, **_: Any) -> None:
         self.replies[msg.node_id] = msg.data
@@ -155,18 +163,25 @@ class Ramp:
         for level in self.config["levels"]:
             self.level = level
             began = time.monotonic()
-            self.replies = {}
+            self.replies, self.settled = {}, set()
             self.runner.start(level, spawn_rate=self.config["rate"])
+            nodes = self.ready()
+            wait_s = self.config["open_timeout_s"] + 1.0
+            self.runner.send_message(lu.SETTLE, {"wait_s": wait_s})
+            self.wait(
+                lambda nodes=nodes: all(n in self.settled for n in nodes),
+                wait_s + CHECK_SLACK_S,
+                f"not every worker finished its handshakes within {wait_s + CHECK_SLACK_S:g} s",
+            )
             gevent.sleep(self.config["hold_s"])
             if self.problem:
                 raise EngineError(self.problem)
-            nodes = self.ready()
             self.runner.send_message(
                 lu.CHECK,
                 {
                     "level": level,
                     "ping_timeout_s": self.config["ping_timeout_s"],
-                    "wait_s": self.config["open_timeout_s"] + 1.0,
+                    "wait_s": wait_s,
                 },
             )
             seconds = self.config["open_timeout_s"] + self.config["ping_timeout_s"] + CHECK_SLACK_S
