@@ -1,0 +1,183 @@
+"""`wsdoctor capacity --engine locust`: a real Locust master and real worker processes against
+real `wsdoctor serve` processes on loopback.
+
+The Locust engine must reach the verdict the asyncio engine reaches (same culprit, same limit
+within 10 %), say healthy when the server holds the maximum, and never blame the server for a
+worker it lost. Skipped without Locust, except in CI (WSDOCTOR_REQUIRE_LAB=1), where it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from labkit import json_report, run_cli
+from test_capacity import SERVER_FD_LIMIT, serve_process, within_10_percent
+
+from wsdoctor.demo import free_port
+
+WORKER_MODULE = "wsdoctor.loadgen.worker"
+
+
+@pytest.fixture(autouse=True)
+def _locust_installed() -> None:
+    if importlib.util.find_spec("locust") is None:
+        if os.environ.get("WSDOCTOR_REQUIRE_LAB") == "1":
+            pytest.fail("locust is required in CI (WSDOCTOR_REQUIRE_LAB=1) but not installed")
+        pytest.skip("locust is not installed (pip install 'wsdoctor[locust]')")
+
+
+def capacity(port: int, *args: str, engine: str = "locust") -> dict:
+    """Run `wsdoctor capacity` on ``port``; its JSON report (the exit code checked against it)."""
+    extra = ["--engine", "locust", "--workers", "2"] if engine == "locust" else []
+    result = run_cli(
+        "capacity", f"ws://127.0.0.1:{port}/", *extra, *args, "--json", "-", timeout=90
+    )
+    report = json_report(result)
+    expected = {"healthy": 0, "problem": 1, "inconclusive": 3}[report["verdict"]["status"]]
+    assert result.returncode == expected, result.stderr
+    return report
+
+
+def ramp(report: dict) -> list[dict]:
+    stage = next(s for s in report["paths"][0]["stages"] if s["name"] == "capacity")
+    return [s for s in stage["steps"] if s["phase"] == "ramp"]
+
+
+def test_connection_limit_is_the_asyncio_engines() -> None:
+    with serve_process("--max-connections", "30") as (port, _):
+        by_locust = capacity(port, "--max-connections", "60", "--hold", "0.3")
+        by_asyncio = capacity(port, "--max-connections", "60", "--hold", "0.3", engine="asyncio")
+    for verdict in (by_locust["verdict"], by_asyncio["verdict"]):
+        assert (verdict["culprit"], verdict["hop"]) == ("server_limits", "server")
+        assert within_10_percent(verdict["connection_limit"], 30), verdict
+    failing = next(s for s in ramp(by_locust) if not s["ok"])
+    assert set(failing["failures"]) == {"http_503"}
+    assert failing["status"] == 503
+    notes = next(s for s in by_locust["paths"][0]["stages"] if s["name"] == "capacity")["notes"]
+    assert sum("worker " in note and "locust" in note for note in notes) == 2, notes
+
+
+def test_server_out_of_descriptors() -> None:
+    with serve_process(fd_limit=SERVER_FD_LIMIT) as (port, pid):
+        truth = SERVER_FD_LIMIT - len(os.listdir(f"/proc/{pid}/fd"))
+        report = capacity(port, "--max-connections", "100", "--hold", "0.3", "--open-timeout", "2")
+    verdict = report["verdict"]
+    assert (verdict["culprit"], verdict["hop"]) == ("server_limits", "server")
+    assert within_10_percent(verdict["connection_limit"], truth), (verdict, truth)
+    failing = next(s for s in ramp(report) if not s["ok"])
+    assert set(failing["failures"]) <= {"timeout", "refused", "reset"}, failing["failures"]
+
+
+def test_healthy_up_to_the_maximum() -> None:
+    with serve_process() as (port, _):
+        report = capacity(port, "--max-connections", "25", "--hold", "0.2")
+    assert (report["verdict"]["status"], report["verdict"]["culprit"]) == ("healthy", "none")
+    steps = ramp(report)
+    assert [s["value"] for s in steps] == [10, 20, 25]
+    assert all(s["ok"] and s["answered"] == s["value"] for s in steps)
+
+
+def _workers_of(parent: int) -> list[int]:
+    """The pids of the Locust worker processes ``parent`` started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and WORKER_MODULE.encode() in command:
+            found.append(int(entry))
+    return found
+
+
+def test_a_worker_killed_mid_ramp_is_inconclusive_never_a_limit() -> None:
+    with serve_process() as (port, _):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wsdoctor", "capacity", f"ws://127.0.0.1:{port}/"]
+            + ["--engine", "locust", "--workers", "2", "--max-connections", "400"]
+            + ["--rate", "40", "--hold", "0.5", "--json", "-"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(_workers_of(process.pid)) < 2:
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.1)
+            time.sleep(3.0)  # workers arrived; the ramp is climbing at 40 connections a second
+            os.kill(_workers_of(process.pid)[0], signal.SIGKILL)
+            out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 3, err
+    report = json_report(subprocess.CompletedProcess([], 3, out, err))
+    verdict = report["verdict"]
+    assert verdict["status"] == "inconclusive"
+    assert verdict["culprit"] == "none" and verdict["connection_limit"] is None, verdict
+    assert "lost" in verdict["summary"] and "worker" in verdict["summary"]
+    assert any(f["code"] == "load_engine_failed" for f in report["findings"])
+    assert all(s["ok"] for s in ramp(report))
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        line for line in err.splitlines() if "wsdoctor: error: lost local worker" in line
+    ]
+
+
+def test_workers_that_never_arrive_are_one_line_and_inconclusive() -> None:
+    with serve_process() as (port, _):
+        result = run_cli(
+            "capacity",
+            f"ws://127.0.0.1:{port}/",
+            "--engine",
+            "locust",
+            "--master-bind",
+            f"127.0.0.1:{free_port()}",
+            "--expect-workers",
+            "1",
+            "--wait-workers",
+            "1",
+            "--json",
+            "-",
+            timeout=60,
+        )
+    assert result.returncode == 3, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == ["wsdoctor: error: 0 of 1 workers arrived within 1 s"], result.stderr
+    assert json_report(result)["verdict"]["status"] == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--engine", "threads"], "--engine must be one of asyncio, locust"),
+        (["--workers", "2"], "need --engine locust"),
+        (["--engine", "locust", "--storm"], "--storm is not available"),
+        (["--engine", "locust", "--expect-workers", "2"], "needs --master-bind"),
+        (["--engine", "locust", "--master-bind", "nowhere"], "--master-bind must be HOST:PORT"),
+        (["--engine", "locust", "--workers", "0"], "at least one worker"),
+    ],
+)
+def test_bad_engine_options_are_one_line_errors(args: list[str], words: str) -> None:
+    result = run_cli("capacity", "ws://127.0.0.1:9/", *args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_capacity_worker_needs_a_host_and_port() -> None:
+    result = run_cli("capacity-worker", "--master", "localhost")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--master must be HOST:PORT" in lines[0], result.stderr
