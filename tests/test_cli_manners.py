@@ -23,14 +23,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 from websockets.asyncio.server import serve
 
+from wsdoctor.cli import COMMANDS as CLI_COMMANDS
 from wsdoctor.cli import app
 from wsdoctor.demo import free_port
 from wsdoctor.observations import observations_from_dict
 from wsdoctor.report.html import diagnosis_from_dict
 from wsdoctor.report.terminal import render_terminal
 
-COMMANDS = ("probe", "compare", "serve", "demo", "check", "watch", "capacity", "host", "report")
-COMMANDS += ("lint",)
+COMMANDS = [name for _, name, _ in CLI_COMMANDS]
 CONNECTING = ("probe", "compare", "check", "watch", "capacity")
 CONNECT_OPTIONS = (
     "--header",
@@ -76,7 +76,14 @@ def test_every_command_has_h_names_not_types_and_examples(command: str) -> None:
     assert not re.search(r"<(str|int|float|list\[str\])>|list\[str\]", text), text
     assert "Examples:" in text
     examples = text.split("Examples:")[1].split("Options:")[0]
-    assert f"wsdoctor {command}" in examples or "wsdoctor" in examples
+    assert f"wsdoctor {command}" in examples
+
+
+def test_the_root_help_says_where_to_start() -> None:
+    text = help_text()
+    assert "wsdoctor demo" in text and "Exit codes:" in text
+    for _, name, short_help in CLI_COMMANDS:
+        assert name in text and short_help.split()[0] in text
 
 
 def test_metavars_say_what_to_type() -> None:

@@ -26,7 +26,6 @@ from wsdoctor.commands.watch import watch
 
 app = typer.Typer(
     name="wsdoctor",
-    help="Find out why WebSocket connections drop, and prove it.",
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -48,21 +47,35 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Find out why WebSocket connections drop, and prove it."""
+    """Find out why WebSocket connections drop, and prove it.
+
+    Exit codes: 0 healthy, 1 a problem was found, 2 bad input, 3 inconclusive. Every
+    command takes -h for its options and examples.
+
+    \b
+    Start here:
+      wsdoctor demo                                 a built-in lab, no server of yours
+      wsdoctor probe wss://example.com/socket       why do its connections drop?
+      wsdoctor probe URL --stages handshake,echo    a one-second connectivity check
+    """
 
 
-# Commands, in the order `--help` lists them.
-app.command()(probe)
-app.command()(compare)
-app.command()(serve)
-app.command()(demo)
-app.command()(check)
-app.command()(watch)
-app.command()(capacity)
-app.command(name="capacity-worker")(capacity_worker)
-app.command()(host)
-app.command()(report)
-app.command()(lint)
+# Commands, in the order `--help` lists them, each with its line in that list.
+COMMANDS = (
+    (probe, "probe", "Probe one endpoint in stages; name why connections drop."),
+    (compare, "compare", "Probe one service over several paths; place the fault at a hop."),
+    (serve, "serve", "Run the reference WebSocket endpoint."),
+    (demo, "demo", "Diagnose a built-in lab (needs no server of yours)."),
+    (check, "check", "Check endpoints against expectations, for CI."),
+    (watch, "watch", "Keep connections open; record and classify every drop."),
+    (capacity, "capacity", "Ramp up connections; find where the server fails."),
+    (capacity_worker, "capacity-worker", "A worker for capacity --engine locust elsewhere."),
+    (host, "host", "Read this machine's connection limits."),
+    (report, "report", "Render a saved JSON report again (terminal or HTML)."),
+    (lint, "lint", "Find the proxy configuration lines that drop WebSockets."),
+)
+for function, name, short_help in COMMANDS:
+    app.command(name=name, short_help=short_help)(function)
 
 
 def main() -> None:

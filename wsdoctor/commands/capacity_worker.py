@@ -25,6 +25,12 @@ def capacity_worker(
 
     A thin wrapper over `locust --worker` with wsdoctor's user: it runs until the master's
     ramp ends. Needs wsdoctor[locust], the same wsdoctor version as the master.
+
+    \b
+    Examples:
+      wsdoctor capacity-worker --master 10.0.0.1:5557
+      (on the master: wsdoctor capacity URL --engine locust --master-bind 0.0.0.0:5557
+       --expect-workers 10 --yes-i-own-this-server)
     """
     import importlib.util
     import os
