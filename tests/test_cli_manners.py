@@ -179,6 +179,16 @@ def test_quiet_names_the_culprit_and_hop_of_a_problem() -> None:
     assert re.fullmatch(r"PROBLEM unreachable \(confidence \d+ %\)\n", result.stdout)
 
 
+def test_quiet_check_and_watch_print_one_line(serve_url: str) -> None:
+    check = run_cli("check", serve_url, "-q", "--max-idle", "2")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout == "wsdoctor check: 1 of 1 target passed\n" and check.stderr == ""
+    watch = run_cli("watch", serve_url, "--duration", "2", "--interval", "0.5", "-q")
+    assert watch.returncode == 0, watch.stderr
+    assert watch.stdout.startswith("HEALTHY") and len(watch.stdout.splitlines()) == 1
+    assert watch.stderr == ""
+
+
 def test_quiet_and_verbose_together_is_a_usage_error(serve_url: str) -> None:
     result = run_cli("probe", serve_url, *QUICK, "-q", "-v")
     assert result.returncode == 2 and "together" in result.stderr

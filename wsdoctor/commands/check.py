@@ -281,6 +281,11 @@ class CheckGatherer(Gatherer):
         await asyncio.gather(*(one(run) for run in self.runs))
 
     async def progress(self, work: asyncio.Task[None], outputs: Outputs) -> None:
+        if outputs.quiet:
+            import asyncio
+
+            await asyncio.wait({work})
+            return
         await _progress(self.runs, work, outputs.color, self.secrets)
 
     def where(self) -> str:
@@ -324,7 +329,7 @@ class CheckGatherer(Gatherer):
 
                 write_html(report, outputs.html_path)
         stream = sys.stderr if outputs.json_path == "-" else sys.stdout
-        render_check_summary(checks, outcome, interrupted, outputs.color, stream)
+        render_check_summary(checks, outcome, interrupted, outputs.color, stream, outputs.quiet)
         return code
 
     def emergency_report(self, incident: Finding) -> dict[str, Any]:

@@ -175,11 +175,12 @@ class _Sink:
 
     observations: Observations
     console: Console
-    plain: bool
+    plain: bool  # a line per event rather than a live panel
     events: EventLog | None
     metrics: WatchMetrics | None
     textfile: str | None
     dirty: bool = False
+    quiet: bool = False  # -q: neither, only the verdict line at the end
     labels: list[str] = field(default_factory=list)
 
     def causes(self) -> list[str]:
@@ -234,7 +235,7 @@ class _Sink:
         if self.metrics is not None:
             self.metrics.observe(event)
             self.dirty = True
-        if self.plain:
+        if self.plain and not self.quiet:
             line = event_line(event)
             if line is not None:
                 self.console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -273,6 +274,7 @@ class WatchGatherer(Gatherer):
         self.sink = _Sink(
             self.observations, console, plain, events, self.metrics, sinks.metrics_textfile
         )
+        self.sink.quiet = outputs.quiet
         self.stopped = False
 
     def budget(self) -> Budget | None:
@@ -363,7 +365,7 @@ async def _display(
             sink.flush_textfile()
             last_textfile = time.monotonic()
 
-    if sink.plain:
+    if sink.plain or sink.quiet:
         while not work.done():
             await asyncio.wait({work}, timeout=REFRESH_S)
             tick()

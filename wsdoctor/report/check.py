@@ -52,9 +52,17 @@ def progress_line(target: TargetProgress) -> str:
 
 
 def render_check_summary(
-    checks: list[TargetCheck], outcome: Outcome, interrupted: bool, color: bool, stream: TextIO
+    checks: list[TargetCheck],
+    outcome: Outcome,
+    interrupted: bool,
+    color: bool,
+    stream: TextIO,
+    quiet: bool = False,
 ) -> None:
-    """One line per target and per expectation; evidence under those that did not pass."""
+    """One line per target and per expectation; evidence under those that did not pass.
+
+    ``quiet`` (``-q``): the last line only, how many targets passed.
+    """
     styles = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
     paint = color and stream.isatty()
 
@@ -81,5 +89,7 @@ def render_check_summary(
     noun = "target" if len(checks) == 1 else "targets"
     tail = f"wsdoctor check: {count} of {len(checks)} {noun} {words[outcome]}"
     lines.append(tail + (" (interrupted: partial results)" if interrupted else ""))
+    if quiet:
+        lines = lines[-1:]
     stream.write("\n".join(lines) + "\n")
     stream.flush()
