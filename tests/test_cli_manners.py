@@ -159,6 +159,23 @@ def test_a_healthy_default_report_fits_a_screen(serve_url: str, tmp_path: Path) 
         assert any(remedy in line for line in lines), remedy
 
 
+def test_compare_shows_paths_side_by_side_and_keeps_progress_lines_whole(serve_url: str) -> None:
+    args = ("--via-proxy", serve_url, "--via", serve_url, "--max-idle", "6")
+    result = run_cli("compare", "--direct", serve_url, *args, "--stages", "handshake,idle")
+    assert result.returncode == 0, result.stderr
+    assert "Paths side by side" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert {row[0] for row in rows if len(row) > 1 and row[1] == "idle"} == {
+        "direct",
+        "via-1",
+        "via-2",
+    }
+    progress = [line for line in result.stderr.splitlines() if line.strip()]
+    assert progress, "a 6 s idle stage prints progress at 5 s"
+    assert all(line.startswith("[") for line in progress), progress  # none wrapped
+    assert any(len(line) > 80 and "via-2" in line for line in progress), progress
+
+
 def test_verbose_adds_stage_tables_and_connections(serve_url: str) -> None:
     result = run_cli("probe", serve_url, *QUICK, "-v")
     assert result.returncode == 0, result.stderr
