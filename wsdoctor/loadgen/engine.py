@@ -67,6 +67,8 @@ def client_options(path: PathSpec, connect: ConnectOptions) -> ClientOptions:
         subprotocols=connect.subprotocols,
         insecure=connect.insecure,
         cacert=connect.cacert,
+        client_cert=connect.client_cert,
+        client_key=connect.client_key,
         max_message_bytes=connect.max_message_bytes,
     )
 
@@ -150,7 +152,11 @@ class LocustRamp:
         )
         first = await self._line(START_WAIT_S)
         if first is None or first.get("event") != "listening":
-            raise EngineError(f"the Locust master did not start listening on port {port}")
+            where = f"{self.settings.bind_host}:{port}"
+            raise EngineError(
+                f"the Locust master could not listen on {where} (in use, or not an address "
+                "of this machine?)"
+            )
         host = self.settings.bind_host
         address = f"{'127.0.0.1' if host in ANY_ADDRESS else host}:{port}"
         for _ in range(self.settings.workers):
@@ -247,3 +253,4 @@ class LocustRamp:
         for name in list(self.status.paths):
             if name.startswith("worker "):
                 self.status.paths[name].stage = "done"
+                self.status.paths[name].open_connections = 0

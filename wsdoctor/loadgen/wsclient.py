@@ -53,6 +53,8 @@ class ClientOptions:
     subprotocols: tuple[str, ...] = ()
     insecure: bool = False
     cacert: str | None = None
+    client_cert: str | None = None  # PEM, for mutual TLS
+    client_key: str | None = None  # PEM; None: the key is in client_cert
     max_message_bytes: int | None = 2**20
     heartbeat_s: float = 20.0
 
@@ -210,6 +212,8 @@ def _context(options: ClientOptions) -> ssl.SSLContext:
     if options.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if options.client_cert is not None:
+        context.load_cert_chain(options.client_cert, options.client_key, password=b"")
     return context
 
 
