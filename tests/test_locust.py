@@ -158,6 +158,68 @@ def test_workers_that_never_arrive_are_one_line_and_inconclusive() -> None:
     assert json_report(result)["verdict"]["status"] == "inconclusive"
 
 
+def _remote_ramp(port: int, *workers: list[str], cwd: str | None = None) -> tuple[dict, str]:
+    """`capacity --master-bind` waiting for workers started apart with ``workers`` (commands
+    after ``python -m``, run in ``cwd``): its JSON report and standard error."""
+    master = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wsdoctor", "capacity", f"ws://127.0.0.1:{port}/"]
+        + ["--engine", "locust", "--master-bind", master, "--expect-workers", str(len(workers))]
+        + ["--max-connections", "30", "--hold", "0.2", "--wait-workers", "20", "--json", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", *command, "--master", master]
+            if command[0] == "wsdoctor"
+            else [sys.executable, "-m", *command, master],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=cwd,
+        )
+        for command in workers
+    ]
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        for worker in started:
+            worker.kill()
+            worker.wait()
+    return json_report(subprocess.CompletedProcess([], process.returncode, out, err)), err
+
+
+def test_workers_started_elsewhere_give_one_verdict() -> None:
+    with serve_process("--max-connections", "12") as (port, _):
+        report, err = _remote_ramp(
+            port, ["wsdoctor", "capacity-worker"], ["wsdoctor", "capacity-worker"]
+        )
+    verdict = report["verdict"]
+    assert (verdict["culprit"], verdict["hop"]) == ("server_limits", "server"), err
+    assert within_10_percent(verdict["connection_limit"], 12), verdict
+
+
+def test_a_worker_of_another_version_is_refused_by_name(tmp_path) -> None:  # noqa: ANN001
+    """A worker run from a copy of the package that says it is another version."""
+    import shutil
+
+    import wsdoctor
+
+    other = tmp_path / "wsdoctor"
+    shutil.copytree(os.path.dirname(wsdoctor.__file__), other)
+    init = other / "__init__.py"
+    init.write_text(init.read_text().replace(wsdoctor.__version__, "0.0.0-other"))
+    with serve_process() as (port, _):
+        report, err = _remote_ramp(port, [WORKER_MODULE], cwd=str(tmp_path))
+    assert report["verdict"]["status"] == "inconclusive"
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "runs wsdoctor 0.0.0-other" in errors[0], err
+    assert f"this master runs {wsdoctor.__version__}" in errors[0]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
