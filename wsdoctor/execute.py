@@ -252,6 +252,9 @@ class PlanGatherer(Gatherer):
 
         return plan_budget(self.plan, self.max_time_s)
 
+    def prepare(self) -> None:
+        preload_probes(self.plan)
+
     async def gather(self) -> None:
         from wsdoctor.probes.runner import run_plan
 
@@ -259,16 +262,21 @@ class PlanGatherer(Gatherer):
             await run_plan(self.plan, self.status, self.observations)
 
 
-def preload_probes() -> None:
+def preload_probes(plan: Any = None) -> None:
     """Import what probes use, in the main thread, before any worker thread runs.
 
     A module imported for the first time in a worker thread (httpx building its client, the
     IDNA codec that ``getaddrinfo`` loads for a host name) while the main thread imports too is
-    a candidate for a rare hang on the import locks.
+    a candidate for a rare hang on the import locks; and importing httpx on the loop once
+    stages run would stall them. httpx is left out only for a ``plan`` that makes no HTTP
+    request (a quick check: ``probes.runner.wants_fingerprints``).
     """
     import encodings.idna  # noqa: F401
 
-    import wsdoctor.probes.runner  # noqa: F401 - websockets and httpx
+    from wsdoctor.probes import runner  # websockets
+
+    if plan is None or runner.wants_fingerprints(plan):
+        import wsdoctor.probes.http_probe  # noqa: F401 - httpx
 
 
 @contextlib.asynccontextmanager

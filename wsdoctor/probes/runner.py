@@ -167,8 +167,10 @@ def wants_fingerprints(plan: Plan) -> bool:
 def http_clients(plan: Plan) -> HttpClients | None:
     """The run's HTTP clients for the fingerprint request, or None when it makes none.
 
-    Imports httpx (in the calling thread: the main thread, before any stage starts) only
-    when the plan makes the request; a quick check never pays for it.
+    Imports httpx only when the plan makes the request (a quick check never pays for it), in
+    the calling thread before this run's stages start; commands have imported it already,
+    before the event loop started (``execute.preload_probes``), so that it never stalls the
+    stages of another run on the same loop.
     """
     if not wants_fingerprints(plan):
         return None
