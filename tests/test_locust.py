@@ -135,6 +135,32 @@ def test_a_worker_killed_mid_ramp_is_inconclusive_never_a_limit() -> None:
     ]
 
 
+def test_the_run_budget_ends_the_master_and_its_workers() -> None:
+    with serve_process() as (port, _):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wsdoctor", "capacity", f"ws://127.0.0.1:{port}/"]
+            + ["--engine", "locust", "--workers", "2", "--max-connections", "400"]
+            + ["--rate", "20", "--max-time", "6", "--json", "-"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(workers := _workers_of(process.pid)) < 2:
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.1)
+            out, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 3, err
+    report = json_report(subprocess.CompletedProcess([], 3, out, err))
+    assert any(f["code"] == "run_budget_exceeded" for f in report["findings"])
+    assert report["verdict"]["culprit"] == "none"
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], "workers left behind"
+
+
 def test_workers_that_never_arrive_are_one_line_and_inconclusive() -> None:
     with serve_process() as (port, _):
         result = run_cli(
@@ -189,6 +215,7 @@ def _remote_ramp(port: int, *workers: list[str], cwd: str | None = None) -> tupl
         for worker in started:
             worker.kill()
             worker.wait()
+    assert out.strip(), f"no report (exit {process.returncode}): {err}"
     return json_report(subprocess.CompletedProcess([], process.returncode, out, err)), err
 
 

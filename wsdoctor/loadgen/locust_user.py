@@ -31,6 +31,7 @@ from locust.env import Environment
 
 from wsdoctor import __version__
 from wsdoctor.loadgen.wsclient import ClientOptions, OpenFailed, WsClient, open_client
+from wsdoctor.observations import Ending
 from wsdoctor.probes.classify import shed_key
 
 HELLO = "wsdoctor_hello"
@@ -111,23 +112,24 @@ class WsDoctorUser(User):
     @task
     def hold(self) -> None:
         """Hold the connection until it ends; report how."""
-        connection, self.connection = self.connection, None
-        if connection is None:
+        connection = self.connection
+        if connection is None or connection.serving or not connection.is_open:
             return
-        ending = connection.serve()
-        ended = (
-            None if ending.kind == "local" else ConnectionEnded(_describe(ending.kind, ending.code))
-        )
-        _fire(self.environment, "ending", ending.age_s, ended)
+        self._report(connection.serve())
 
     def on_stop(self) -> None:
         """Close the connection politely when Locust stops the user."""
-        if self.connection is not None:
+        if self.connection is not None and self.connection.is_open:
             self.connection.close()
+            self._report(self.connection.ending())
+
+    def _report(self, ending: Ending) -> None:
+        failure = None if ending.kind == "local" else ConnectionEnded(_describe(ending))
+        _fire(self.environment, "ending", ending.age_s, failure)
 
 
-def _describe(kind: str, code: int | None) -> str:
-    return f"{kind} {code}" if code is not None else kind
+def _describe(ending: Ending) -> str:
+    return f"{ending.kind} {ending.code}" if ending.code is not None else ending.kind
 
 
 def _still_there(connection: WsClient, ping_timeout_s: float) -> str | None:

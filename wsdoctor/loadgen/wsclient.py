@@ -80,6 +80,7 @@ class WsClient:
     link: LinkFacts
     handshake_s: float
     heartbeat_s: float
+    serving: bool = False  # a greenlet is in serve(), reading the socket
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _pongs: dict[bytes, threading.Event] = field(default_factory=dict)
 
@@ -128,11 +129,11 @@ class WsClient:
         A heartbeat still unanswered at the next one marks the connection silent.
         """
         heartbeat: bytes | None = None
-        self.sock.settimeout(self.heartbeat_s)
-        while self.is_open:
-            try:
-                data = self.sock.recv(READ_SIZE)
-            except TimeoutError:
+        self.serving = True
+        try:
+            while self.is_open:
+                if self._read(self.heartbeat_s):
+                    continue
                 if heartbeat is not None and heartbeat in self._pongs:
                     self.link.silent_at = time.monotonic() - self.heartbeat_s
                     break
@@ -140,24 +141,34 @@ class WsClient:
                     heartbeat = self._send_ping()[0]
                 except OSError as exc:
                     self._lost(exc)
-                continue
-            except OSError as exc:
-                self._lost(exc)
-                break
-            if data:
-                self.proto.receive_data(data)
-            else:
-                self.link.eof_at = time.monotonic()
-                self.proto.receive_eof()
-            self._take(self.proto.events_received())
-            try:
-                self._flush()
-            except OSError as exc:
-                self._lost(exc)
-            if not data or self.proto.state is State.CLOSED:
-                self._lost(None)
+        finally:
+            self.serving = False
         self._release()
         return self.ending()
+
+    def _read(self, timeout_s: float) -> bool:
+        """Read once and feed the protocol; False when nothing came within ``timeout_s``."""
+        self.sock.settimeout(timeout_s)
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except TimeoutError:
+            return False
+        except OSError as exc:
+            self._lost(exc)
+            return True
+        if data:
+            self.proto.receive_data(data)
+        else:
+            self.link.eof_at = time.monotonic()
+            self.proto.receive_eof()
+        self._take(self.proto.events_received())
+        try:
+            self._flush()
+        except OSError as exc:
+            self._lost(exc)
+        if not data or self.proto.state is State.CLOSED:
+            self._lost(None)
+        return True
 
     def _send_ping(self) -> tuple[bytes, threading.Event]:
         payload = os.urandom(4)
@@ -197,7 +208,10 @@ class WsClient:
                 self._lost(exc)
             deadline = time.monotonic() + CLOSE_TIMEOUT_S
             while self.link.lost_at is None and time.monotonic() < deadline:
-                time.sleep(0.02)
+                if self.serving:  # the reader sees the server's answer
+                    time.sleep(0.02)
+                else:
+                    self._read(max(0.01, deadline - time.monotonic()))
         self._release()
 
     def _release(self) -> None:
