@@ -22,6 +22,7 @@ import pytest
 from wsdoctor.observations import Observations, StageResult
 from wsdoctor.plan import ConnectOptions, LoadPlan, PathSpec, Plan
 from wsdoctor.probes.runner import (
+    INTERRUPTED_NOTE,
     NOT_REMEASURED_NOTE,
     REMEASURED_NOTE,
     run_plan,
@@ -207,6 +208,41 @@ def test_a_load_stage_that_fails_beside_others_is_measured_again_alone() -> None
     sizes = [_only(obs, i, "size") for i in (0, 1)]
     concurrent_end = max(s.started_at + s.duration_s for s in sizes)
     assert all(stage.started_at >= concurrent_end for stage in remeasured)
+
+
+def test_a_remeasurement_cut_short_keeps_one_stage_per_name() -> None:
+    async def main() -> Observations:
+        server = ServeOptions(port=0, max_messages_per_s=30.0, rate_close_code=1008)
+        async with running_server(server) as port:
+            url = f"ws://127.0.0.1:{port}/"
+            plan = Plan(
+                paths=(PathSpec("direct", url), PathSpec("via-proxy", url)),
+                connect=ConnectOptions(open_timeout_s=5.0),
+                stages=("handshake", "rate"),
+                load=LoadPlan(rates=(20.0, 50.0), burst_s=1.0),
+            )
+            obs = Observations(started_at="", duration_s=0.0)
+            status = RunStatus()
+            task = asyncio.create_task(run_plan(plan, status, obs))
+            # Both concurrent rate stages have ended and one path is measured again: stop.
+            while not (
+                obs.paths
+                and all(p.stage("rate") for p in obs.paths)
+                and any(s.stage == "rate" for s in status.paths.values())
+            ):
+                assert not task.done(), "the run ended before measuring a failure again"
+                await asyncio.sleep(0.01)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return obs
+
+    obs = asyncio.run(main())
+    assert obs.interrupted
+    notes = []
+    for path in obs.paths:
+        assert [s.name for s in path.stages] == ["handshake", "rate"]
+        notes += path.stages[1].notes
+    assert INTERRUPTED_NOTE.format(others=1) in notes
 
 
 def _constraints_script() -> ModuleType:

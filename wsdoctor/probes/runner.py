@@ -198,6 +198,10 @@ NOT_REMEASURED_NOTE = (
     "failed while {others} other path(s) loaded the server at the same time; not measured "
     "again alone (the run budget left no time for it)"
 )
+INTERRUPTED_NOTE = (
+    "failed while {others} other path(s) loaded the server at the same time; the run was "
+    "stopped while it was being measured again alone"
+)
 
 
 def _load_ready(result: PathResult) -> bool:
@@ -281,8 +285,14 @@ async def run_load_phase(
                 stage.notes.append(NOT_REMEASURED_NOTE.format(others=others))
                 continue
             status.path(spec.name).stage = name
-            index = result.stages.index(stage)
-            again = await _load_stage(name, spec, plan, run_started, result)
+            index, before = result.stages.index(stage), len(result.stages)
+            try:
+                again = await _load_stage(name, spec, plan, run_started, result)
+            except asyncio.CancelledError:
+                # One stage per name: the concurrent measurement stays, the cut one goes.
+                del result.stages[before:]
+                stage.notes.append(INTERRUPTED_NOTE.format(others=others))
+                raise
             if again is not None:
                 result.stages.remove(again)
                 again.notes.append(REMEASURED_NOTE.format(others=others))
