@@ -90,6 +90,7 @@ class LocustRamp:
         self.master: asyncio.subprocess.Process | None = None
         self.workers: list[asyncio.subprocess.Process] = []
         self.level = 0
+        self.arrived = 0
 
     def overhead_s(self) -> float:
         """What the engine adds to the run's budget: starting, waiting for workers, checks."""
@@ -161,6 +162,7 @@ class LocustRamp:
         address = f"{'127.0.0.1' if host in ANY_ADDRESS else host}:{port}"
         for _ in range(self.settings.workers):
             self.workers.append(await self._spawn(WORKER, address))
+        run.status.stage = f"waiting for workers (0 of {self.settings.total})"
         while True:
             line = await self._line(POLL_S)
             self._check_workers()
@@ -206,6 +208,8 @@ class LocustRamp:
                 f"RLIMIT_NOFILE soft limit {fd_limit}"
             )
             self.status.path(line["name"]).stage = "ready"
+            self.arrived += 1
+            run.status.stage = f"waiting for workers ({self.arrived} of {self.settings.total})"
         elif event == "progress":
             self._progress(line, run)
         elif event == "step":
@@ -218,6 +222,8 @@ class LocustRamp:
 
     def _progress(self, line: dict[str, Any], run: CapacityRun) -> None:
         self.level = int(line["level"])
+        if not self.level:
+            return
         total = 0
         for name, worker in line["workers"].items():
             status = self.status.path(name)
