@@ -19,6 +19,7 @@ from types import ModuleType
 
 import pytest
 
+from wsdoctor.diagnosis.engine import diagnose
 from wsdoctor.observations import Observations, StageResult
 from wsdoctor.plan import ConnectOptions, LoadPlan, PathSpec, Plan
 from wsdoctor.probes.runner import (
@@ -28,6 +29,7 @@ from wsdoctor.probes.runner import (
     run_plan,
     wants_fingerprints,
 )
+from wsdoctor.report.json_report import build_report, validate_report
 from wsdoctor.server import ServeOptions, running_server
 from wsdoctor.status import RunStatus
 
@@ -161,7 +163,9 @@ def _two_paths(server: ServeOptions, load: LoadPlan) -> Observations:
             await run_plan(plan, RunStatus(), obs)
             return obs
 
-    return asyncio.run(main())
+    obs = asyncio.run(main())
+    validate_report(build_report(obs, diagnose(obs)))  # the report contract, as before
+    return obs
 
 
 def _only(obs: Observations, path: int, name: str) -> StageResult:
@@ -193,6 +197,8 @@ def test_a_load_stage_that_fails_beside_others_is_measured_again_alone() -> None
         ServeOptions(port=0, max_messages_per_s=30.0, rate_close_code=1008),
         LoadPlan(max_message_bytes=2048, rates=(20.0, 50.0), burst_s=1.0),
     )
+    verdict = diagnose(obs).verdict
+    assert (verdict.culprit, verdict.hop) == ("rate_limit", "server")  # both paths, alone too
     again = REMEASURED_NOTE.format(others=1)
     skipped = NOT_REMEASURED_NOTE.format(others=1)
     for index in (0, 1):
