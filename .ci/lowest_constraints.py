@@ -1,13 +1,13 @@
 """The lowest versions pyproject.toml claims, as a pip constraints file, and the lowest Python.
 
     python3 .ci/lowest_constraints.py            # constraints: one ``name==lowest`` per line
-    python3 .ci/lowest_constraints.py --python   # the lowest Python claimed, e.g. ``3.10``
+    python3 .ci/lowest_constraints.py --python   # the lowest Python claimed, e.g. ``3.11``
 
 Generated from ``[project].dependencies`` and ``requires-python`` every time, so the tested
 bounds cannot drift from the declared ones. Every runtime dependency must declare a ``>=``
 lower bound: one without it is an error (a bound nobody tests is not a bound). Environment
-markers are kept, so ``tomli`` is pinned only where it is installed. Test-only tools (the
-``test`` extra) are not constrained: they may float.
+markers are kept, so a dependency for some Pythons only is pinned only where it installs.
+Test-only tools (the ``test`` extra) are not constrained: they may float.
 
 Standard library only (it runs before anything is installed in the lowest environment).
 """
@@ -18,10 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+import tomllib
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 REQUIREMENT = re.compile(
