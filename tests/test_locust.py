@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 from labkit import json_report, run_cli
@@ -184,14 +185,21 @@ def test_workers_that_never_arrive_are_one_line_and_inconclusive() -> None:
     assert json_report(result)["verdict"]["status"] == "inconclusive"
 
 
-def _remote_ramp(port: int, *workers: list[str], cwd: str | None = None) -> tuple[dict, str]:
+def _remote_ramp(
+    port: int,
+    *workers: list[str],
+    cwd: str | None = None,
+    options: tuple[str, ...] = ("--max-connections", "30", "--hold", "0.2"),
+    during: Callable[[list[subprocess.Popen]], None] | None = None,
+) -> tuple[dict, str]:
     """`capacity --master-bind` waiting for workers started apart with ``workers`` (commands
-    after ``python -m``, run in ``cwd``): its JSON report and standard error."""
+    after ``python -m``, run in ``cwd``) and ramp ``options``, ``during(workers)`` called once
+    they are started: the JSON report and standard error."""
     master = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "wsdoctor", "capacity", f"ws://127.0.0.1:{port}/"]
         + ["--engine", "locust", "--master-bind", master, "--expect-workers", str(len(workers))]
-        + ["--max-connections", "30", "--hold", "0.2", "--wait-workers", "20", "--json", "-"],
+        + [*options, "--wait-workers", "20", "--json", "-"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -209,6 +217,8 @@ def _remote_ramp(port: int, *workers: list[str], cwd: str | None = None) -> tupl
         for command in workers
     ]
     try:
+        if during is not None:
+            during(started)
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
@@ -227,6 +237,28 @@ def test_workers_started_elsewhere_give_one_verdict() -> None:
     verdict = report["verdict"]
     assert (verdict["culprit"], verdict["hop"]) == ("server_limits", "server"), err
     assert within_10_percent(verdict["connection_limit"], 12), verdict
+
+
+def test_a_worker_elsewhere_lost_mid_ramp_is_inconclusive() -> None:
+    def kill_one(workers: list[subprocess.Popen]) -> None:
+        time.sleep(4.0)  # they arrived; the ramp is climbing at 40 connections a second
+        workers[0].kill()
+
+    with serve_process() as (port, _):
+        report, err = _remote_ramp(
+            port,
+            ["wsdoctor", "capacity-worker"],
+            ["wsdoctor", "capacity-worker"],
+            options=("--max-connections", "400", "--rate", "40", "--hold", "0.5"),
+            during=kill_one,
+        )
+    verdict = report["verdict"]
+    assert verdict["status"] == "inconclusive", err
+    assert verdict["culprit"] == "none" and verdict["connection_limit"] is None, verdict
+    assert any(f["code"] == "load_engine_failed" for f in report["findings"])
+    assert all(s["ok"] for s in ramp(report))
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "lost worker" in errors[0], err
 
 
 def test_a_worker_of_another_version_is_refused_by_name(tmp_path) -> None:  # noqa: ANN001
