@@ -8,6 +8,7 @@ worker it lost. Skipped without Locust, except in CI (WSDOCTOR_REQUIRE_LAB=1), w
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import signal
@@ -21,6 +22,11 @@ from labkit import json_report, run_cli
 from test_capacity import SERVER_FD_LIMIT, serve_process, within_10_percent
 
 from wsdoctor.demo import free_port
+from wsdoctor.loadgen.wsclient import ClientOptions, open_client
+from wsdoctor.observations import Ending
+from wsdoctor.plan import ConnectOptions, PathSpec
+from wsdoctor.probes.connection import open_probe_connection
+from wsdoctor.server import ServeOptions, running_server
 
 WORKER_MODULE = "wsdoctor.loadgen.worker"
 
@@ -82,6 +88,30 @@ def test_healthy_up_to_the_maximum() -> None:
     steps = ramp(report)
     assert [s["value"] for s in steps] == [10, 20, 25]
     assert all(s["ok"] and s["answered"] == s["value"] for s in steps)
+
+
+@pytest.mark.parametrize("close", ["frame", "fin", "rst"])
+def test_both_transports_classify_an_ending_alike(close: str) -> None:
+    """The gevent engine's Sans-I/O client (here on a thread: nothing in it needs gevent) and
+    the asyncio probe, cut by the same server at 0.3 s of age, end the same way."""
+
+    async def both() -> tuple[Ending, Ending]:
+        options = ServeOptions(port=0, max_age_s=0.3, max_age_close=close)
+        async with running_server(options) as port:
+            url = f"ws://127.0.0.1:{port}/"
+            probe = await open_probe_connection(
+                PathSpec("direct", url), ConnectOptions(), "parity", "sentinel", 0.0
+            )
+            sync = asyncio.to_thread(lambda: open_client(ClientOptions(url=url)).serve())
+            ending = await asyncio.wait_for(sync, 10)
+            await asyncio.wait_for(probe.conn.wait_closed(), 10)
+            return probe.ending(), ending
+
+    by_asyncio, by_sans_io = asyncio.run(both())
+    assert by_sans_io.kind == by_asyncio.kind
+    assert (by_sans_io.code, by_sans_io.initiator) == (by_asyncio.code, by_asyncio.initiator)
+    assert by_sans_io.kind == {"frame": "close_frame", "fin": "eof", "rst": "reset"}[close]
+    assert abs(by_sans_io.age_s - by_asyncio.age_s) < 0.3
 
 
 def _workers_of(parent: int) -> list[int]:

@@ -34,6 +34,8 @@ MASTER_EXIT_S = 15.0
 """After the master's last line: how long until its exit."""
 MASTER = "wsdoctor.loadgen.master"
 WORKER = "wsdoctor.loadgen.worker"
+LINE_LIMIT = 1 << 24
+"""The longest line of the master's (a progress line names every worker)."""
 ANY_ADDRESS = ("*", "0.0.0.0", "::", "")
 
 
@@ -140,6 +142,7 @@ class LocustRamp:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if module == MASTER else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            limit=LINE_LIMIT,
         )
 
     async def _ramp(self, run: CapacityRun) -> None:

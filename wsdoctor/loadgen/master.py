@@ -86,6 +86,9 @@ class Ramp:
         worker = Worker(len(self.workers) + 1, dict(msg.data))
         self.workers[msg.node_id] = worker
         theirs, ours = msg.data.get("version"), __version__
+        if self.level:  # Locust would move held users onto it: the level could not be judged
+            self.problem = f"{worker.name} arrived after the ramp had started"
+            return
         if theirs != ours:
             self.problem = f"{worker.name} runs wsdoctor {theirs}, this master runs {ours}"
             return
