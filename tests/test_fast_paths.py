@@ -89,6 +89,38 @@ def test_longer_stages_still_make_the_plain_http_request() -> None:
     assert "'upgrade'" in sources
 
 
+def _connections_to_a_silent_server(stages: tuple[str, ...]) -> tuple[str | None, int]:
+    """Probe a server that accepts TCP and never answers: the failure, connections accepted."""
+
+    async def main() -> tuple[str | None, int]:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            plan = Plan(
+                paths=(PathSpec("direct", f"ws://127.0.0.1:{port}/"),),
+                connect=ConnectOptions(open_timeout_s=0.5),
+                stages=stages,
+            )
+            obs = Observations(started_at="", duration_s=0.0)
+            await run_plan(plan, RunStatus(), obs)
+            for writer in accepted:
+                writer.close()
+        failure = obs.paths[0].stages[0].connections[0].handshake.failure
+        return (failure.reason if failure else None), len(accepted)
+
+    return asyncio.run(main())
+
+
+def test_no_plain_http_request_after_a_handshake_the_server_never_answered() -> None:
+    # The request would only wait as long again for the same silence.
+    assert _connections_to_a_silent_server(("handshake", "idle")) == ("timeout", 1)
+
+
 def test_which_plans_make_the_plain_http_request() -> None:
     path = (PathSpec("direct", "ws://127.0.0.1:1/"),)
     assert not wants_fingerprints(Plan(paths=path, stages=("handshake",)))

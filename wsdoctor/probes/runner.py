@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 QUICK_STAGES = frozenset({"handshake", "echo"})
 """A plan of these stages only is a quick check: nothing else (no HTTP fingerprint) runs."""
+SERVER_ANSWERED = frozenset({"http_status", "upgrade_not_performed", "other"})
+"""Failed handshakes after which a plain HTTP request may learn more. After the others (DNS,
+refused, timeout, TLS, reset) it would fail the same way, and the user would wait for it."""
 STAGE_SLACK_S = 10.0
 """How far past its worst case a group of stages may run before it is cancelled."""
 TEST_HANG_ENV = "WSDOCTOR_TEST_HANG"
@@ -75,8 +78,10 @@ async def run_path(
     await _test_hang("handshake")
     handshake = await handshake_stage(path, plan, run_started, result.stages)
     result.fingerprints = recognise(handshake.connections[0].handshake.headers, "upgrade")
-    if not handshake.connections[0].handshake.ok:
-        if clients is not None:
+    opened = handshake.connections[0].handshake
+    if not opened.ok:
+        failure = opened.failure
+        if clients is not None and (failure is None or failure.reason in SERVER_ANSWERED):
             await _add_http_fingerprints(path, clients, result)
         status.stage = "done"
         return
