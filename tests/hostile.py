@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -104,6 +105,24 @@ def raw_server(behaviour: Behaviour, host: str = "127.0.0.1") -> Iterator[int]:
             listener.close()
             for task in [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
                 task.cancel()
+
+    with in_thread(server) as port:
+        yield port
+
+
+@contextmanager
+def tls_echo_server(context: ssl.SSLContext) -> Iterator[int]:
+    """A real WebSocket echo server (websockets) with TLS ``context``; yields its port."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    @asynccontextmanager
+    async def server() -> AsyncIterator[int]:
+        async with serve(echo, "127.0.0.1", 0, ssl=context) as running:
+            yield running.sockets[0].getsockname()[1]
 
     with in_thread(server) as port:
         yield port

@@ -27,23 +27,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int, words:
     assert words in lines[0]
 
 
-@pytest.fixture(scope="module")
-def serve_url() -> Iterator[str]:
-    """A real `wsdoctor serve` process on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    assert f":{port}/" in line, line
-    yield f"ws://127.0.0.1:{port}/"
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=10) == 0
-
-
 class _Plain(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         status = 404 if self.path.startswith("/missing") else 200

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hostile import in_thread
+from hostile import tls_echo_server
 from labkit import json_report, run_cli
 from rich.console import Console
 from typer.testing import CliRunner
-from websockets.asyncio.server import serve
 
 from wsdoctor.cli import COMMANDS as CLI_COMMANDS
 from wsdoctor.cli import app
@@ -43,22 +41,6 @@ CONNECT_OPTIONS = (
     "--open-timeout",
 )
 QUICK = ("--stages", "handshake,echo")
-
-
-@pytest.fixture(scope="module")
-def serve_url() -> Iterator[str]:
-    """A real `wsdoctor serve` process on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wsdoctor", "serve", "--port", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    assert f":{port}/" in process.stderr.readline()
-    yield f"ws://127.0.0.1:{port}/"
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=10) == 0
 
 
 def help_text(*args: str) -> str:
@@ -281,17 +263,7 @@ def mutual_tls_server(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     ca.cert_pem.write_to_path(str(files["ca"]))
     client.cert_chain_pems[0].write_to_path(str(files["cert"]))
     client.private_key_pem.write_to_path(str(files["key"]))
-
-    async def echo(ws) -> None:  # noqa: ANN001
-        async for message in ws:
-            await ws.send(message)
-
-    @asynccontextmanager
-    async def server() -> AsyncIterator[int]:
-        async with serve(echo, "127.0.0.1", 0, ssl=context) as running:
-            yield running.sockets[0].getsockname()[1]
-
-    with in_thread(server) as port:
+    with tls_echo_server(context) as port:
         yield port, {name: str(path) for name, path in files.items()}
 
 

@@ -10,13 +10,21 @@ import os
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from hostile import hold, in_thread, raw_server, read_request, reset, switching_protocols, upgrade
+from hostile import (
+    hold,
+    in_thread,
+    raw_server,
+    read_request,
+    reset,
+    switching_protocols,
+    tls_echo_server,
+    upgrade,
+)
 from labkit import json_report, run_cli
-from websockets.asyncio.server import serve
 
 from wsdoctor.report.json_report import validate_report
 from wsdoctor.server import ServeOptions, running_server
@@ -162,17 +170,7 @@ def tls_server(cert_identity: str, expired: bool, tmp_path) -> Iterator[tuple[in
     cert.configure_cert(context)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-
-    async def echo(ws) -> None:  # noqa: ANN001
-        async for message in ws:
-            await ws.send(message)
-
-    @asynccontextmanager
-    async def server() -> AsyncIterator[int]:
-        async with serve(echo, "127.0.0.1", 0, ssl=context) as running:
-            yield running.sockets[0].getsockname()[1]
-
-    with in_thread(server) as port:
+    with tls_echo_server(context) as port:
         yield port, str(ca_file)
 
 

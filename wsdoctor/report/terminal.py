@@ -11,19 +11,17 @@ from rich.text import Text
 
 from wsdoctor.diagnosis import facts
 from wsdoctor.diagnosis.model import Diagnosis, Finding, Verdict
-from wsdoctor.observations import Observations, PathResult, StageResult
+from wsdoctor.observations import Observations, PathResult
 from wsdoctor.report.text import (
     MISSING,
     count_events,
-    describe_drops,
     describe_ending,
     describe_handshake,
     describe_loop_lag,
     describe_plan,
-    describe_rtt,
-    describe_steps,
     format_confidence,
     format_seconds,
+    stage_results,
     summarise,
     verdict_figures,
 )
@@ -202,33 +200,10 @@ def _stage_table(path: PathResult) -> Table:
             Text(name),
             Text(format_seconds(stage.duration_s)),
             Text(str(len(stage.connections)) if stage.connections else MISSING),
-            Text("\n".join(_stage_results(stage))),
+            Text("\n".join(stage_results(stage))),
             Text(describe_loop_lag(stage.loop_lag)),
         )
     return table
-
-
-def _stage_results(stage: StageResult) -> list[str]:
-    lines: list[str] = []
-    if stage.name == "handshake":
-        lines.extend(describe_handshake(c.handshake) for c in stage.connections)
-    lines.extend(describe_rtt(rtt) for rtt in stage.rtt)
-    steps = describe_steps(stage)
-    if steps is not None:
-        lines.append(steps)
-    if stage.app_echo is not None:
-        lines.append(f"application echo: {'yes' if stage.app_echo else 'no'}")
-    if stage.name in ("idle", "heartbeat"):
-        lines.append(describe_drops(stage))
-    if stage.max_idle_s is not None:
-        lines.append(f"max idle {format_seconds(stage.max_idle_s)}")
-    if stage.ping_timeout_s is not None:
-        lines.append(f"ping timeout {format_seconds(stage.ping_timeout_s)}")
-    if stage.app_heartbeat_answered is not None:
-        answered = "yes" if stage.app_heartbeat_answered else "no"
-        lines.append(f"application heartbeat answered: {answered}")
-    lines.extend(f"note: {note}" for note in stage.notes)
-    return lines
 
 
 def _timeline_table(path: PathResult) -> Table:

@@ -158,22 +158,37 @@ def describe_steps(stage: StageResult) -> str | None:
     return "; ".join(f"{phase}: {', '.join(texts)}" for phase, texts in parts)
 
 
+def stage_results(stage: StageResult, short: bool = False) -> list[str]:
+    """What a stage found, a line per fact; ``short``: the facts of the default report."""
+    lines: list[str] = []
+    if stage.name == "handshake":
+        shown = stage.connections[:1] if short else stage.connections
+        lines.extend(describe_handshake(c.handshake) for c in shown)
+    lines.extend(describe_rtt(rtt, short) for rtt in stage.rtt)
+    steps = _summarise_steps(stage) if short else [describe_steps(stage)]
+    lines.extend(step for step in steps if step)
+    if stage.app_echo is not None:
+        lines.append(f"application echo: {'yes' if stage.app_echo else 'no'}")
+    if stage.name in ("idle", "heartbeat"):
+        lines.append(describe_drops(stage))
+    if stage.max_idle_s is not None:
+        lines.append(f"max idle {format_seconds(stage.max_idle_s)}")
+    if short:
+        if stage.notes:
+            lines.append(f"{len(stage.notes)} note{'s' if len(stage.notes) > 1 else ''} (-v)")
+        return lines
+    if stage.ping_timeout_s is not None:
+        lines.append(f"ping timeout {format_seconds(stage.ping_timeout_s)}")
+    if stage.app_heartbeat_answered is not None:
+        answered = "yes" if stage.app_heartbeat_answered else "no"
+        lines.append(f"application heartbeat answered: {answered}")
+    lines.extend(f"note: {note}" for note in stage.notes)
+    return lines
+
+
 def summarise(stage: StageResult) -> str:
     """What a stage found, on one line: the line of the default report."""
-    if stage.name == "handshake":
-        parts = [describe_handshake(c.handshake) for c in stage.connections[:1]]
-    else:
-        parts = [describe_rtt(rtt, short=True) for rtt in stage.rtt]
-    parts.extend(_summarise_steps(stage))
-    if stage.app_echo is not None:
-        parts.append(f"application echo {'yes' if stage.app_echo else 'no'}")
-    if stage.name in ("idle", "heartbeat"):
-        parts.append(describe_drops(stage))
-    if stage.max_idle_s is not None:
-        parts.append(f"up to {format_seconds(stage.max_idle_s)} idle")
-    if stage.notes:
-        parts.append(f"{len(stage.notes)} note{'s' if len(stage.notes) > 1 else ''} (-v)")
-    return "; ".join(parts) or MISSING
+    return "; ".join(stage_results(stage, short=True)) or MISSING
 
 
 def _summarise_steps(stage: StageResult) -> list[str]:
