@@ -248,6 +248,21 @@ def test_a_load_stage_that_fails_beside_others_is_measured_again_alone() -> None
     assert all(stage.started_at >= concurrent_end for stage in remeasured)
 
 
+def test_a_size_limit_is_not_measured_again_when_no_burst_was_punished() -> None:
+    obs = _two_paths(
+        ServeOptions(port=0, max_message_bytes=4096),
+        LoadPlan(max_message_bytes=16384, rates=(20.0,), burst_s=0.2),
+    )
+    for index in (0, 1):
+        size = _only(obs, index, "size")
+        failures = [step for step in size.steps if not step.ok]
+        assert failures and all(s.ending and s.ending.code == 1009 for s in failures)
+        assert size.notes == []  # per message: the other path's load does not move it
+        assert all(step.ok for step in _only(obs, index, "rate").steps)
+    verdict = diagnose(obs).verdict
+    assert verdict.culprit == "message_size_limit"
+
+
 def test_a_remeasurement_cut_short_keeps_one_stage_per_name() -> None:
     async def main() -> Observations:
         server = ServeOptions(port=0, max_messages_per_s=30.0, rate_close_code=1008)

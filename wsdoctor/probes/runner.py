@@ -1,12 +1,12 @@
 """Run a plan's stages over every path at the same time and collect the observations.
 
 Every path's handshake, echo, idle + heartbeat and stability stages run at once; then the size
-and rate stages (which load the server) run on every path at once too. A load stage that
-fails while other paths were loading the server as well is measured again on its path alone,
-within the time the run budget grants the load stages one path after the other: a server
-that punishes one path's burst may cut the client's other connections, and a limit per
-client sees every path's load at once. The plain HTTP fingerprint runs beside the long
-stages, never on the path of a quick check.
+and rate stages (which load the server) run on every path at once too. A rate stage that
+fails while other paths were loading the server as well is measured again on its path alone
+(a limit per client sees every path's bursts at once), and so is a failed size stage when a
+burst was punished meanwhile (a server may then cut the client's other connections), within
+the time the run budget grants the load stages one path after the other. The plain HTTP
+fingerprint runs beside the long stages, never on the path of a quick check.
 """
 
 from __future__ import annotations
@@ -253,12 +253,14 @@ async def run_load_phase(
     """The size and rate stages on every path at once, then again alone where one failed.
 
     With one path (or one whose handshake succeeded) this is ``run_load_stages``. With
-    several, a load stage that failed is measured again on its path alone, one path after
-    the other, and replaces the concurrent measurement (with a note saying so): a limit per
-    client, or a server punishing one path's burst by cutting every connection of the
-    client, then reads the same as when the paths run one after the other. Re-measuring
-    stays within what the run budget grants the load stages run one path after the other
-    (``budget.plan_budget``); a failure it has no time for keeps a note instead.
+    several, a rate stage that failed is measured again on its path alone, one path after
+    the other, and replaces the concurrent measurement (with a note saying so): a message
+    rate limit per client sees every path's bursts at once. A size stage that failed is
+    measured again only when a burst was punished on some path meanwhile (a server may cut
+    every connection of the client then); a message size limit is per message, and another
+    path's load does not move it. Either then reads as when the paths run one after the
+    other. Re-measuring stays within what the run budget grants the load stages run one
+    path after the other (``budget.plan_budget``); a failure it has no time for keeps a note.
     """
     pairs = [(p, r) for p, r in zip(plan.paths, observations.paths) if _load_ready(r)]
     planned = [name for name in LOAD_STAGE_FUNCTIONS if name in plan.stages]
@@ -280,10 +282,11 @@ async def run_load_phase(
     allowance = dict(plan_budget(plan).parts)
     granted = sum(allowance.get(name, 0.0) for name in planned)
     others = len(pairs) - 1
+    punished = any(failed(result.stage("rate")) for _, result in pairs)
     for spec, result in pairs:
         for name in planned:
             stage = result.stage(name)
-            if stage is None or not failed(stage):
+            if stage is None or not failed(stage) or (name == "size" and not punished):
                 continue
             alone_s = allowance.get(name, 0.0) / len(plan.paths)
             if time.monotonic() - began + alone_s > granted:
