@@ -103,6 +103,9 @@ class WsDoctorUser(User):
         except OpenFailed as failed:
             STATE.fail(failed.key)
             _fire(self.environment, "handshake", failed.elapsed_s, failed)
+        except Exception as exc:  # counted, as the asyncio engine counts it: never lost
+            STATE.fail("other")
+            _fire(self.environment, "handshake", 0.0, exc)
         else:
             STATE.held.append(self.connection)
             _fire(self.environment, "handshake", self.connection.handshake_s, None)

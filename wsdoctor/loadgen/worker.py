@@ -2,8 +2,8 @@
 
 ``python -m wsdoctor.loadgen.worker HOST:PORT`` (what ``wsdoctor capacity-worker --master
 HOST:PORT`` runs) is ``locust --worker`` with wsdoctor's user and its side of the ramp: it
-raises its descriptor limit, connects to the master within a bounded time, and runs until the
-master says quit (or goes silent: Locust's own heartbeat timeout).
+raises its descriptor limit, connects to the master within a bounded time (else one line and
+exit 2), and runs until the master says quit (or goes silent: Locust's own heartbeat timeout).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import gevent
 from locust.env import Environment
 
+from wsdoctor.exitcodes import EXIT_USAGE
 from wsdoctor.loadgen import locust_user as lu
 from wsdoctor.probes.capacity import raise_fd_limit
 
@@ -31,7 +32,8 @@ def main() -> None:
             runner = env.create_worker_runner(host.strip("[]"), int(port))
     except (gevent.Timeout, ConnectionError) as exc:
         what = "no answer" if isinstance(exc, gevent.Timeout) else str(exc)
-        sys.exit(f"wsdoctor: error: cannot reach the master at {sys.argv[1]}: {what}")
+        print(f"wsdoctor: error: cannot reach the master at {sys.argv[1]}: {what}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     reporter = gevent.spawn(lu.serve_worker, env)
     runner.greenlet.join()
     reporter.kill()

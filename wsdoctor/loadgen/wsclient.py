@@ -119,9 +119,10 @@ class WsClient:
                 self.link.close_rcvd_at = now
                 continue
             self.link.last_rx = now
-            waiter = self._pongs.pop(bytes(event.data), None)
-            if event.opcode is Opcode.PONG and waiter is not None:
-                waiter.set()
+            if event.opcode is Opcode.PONG:
+                waiter = self._pongs.pop(bytes(event.data), None)
+                if waiter is not None:
+                    waiter.set()
 
     def serve(self) -> Ending:
         """Read until the connection ends, pinging every ``heartbeat_s`` of silence.
