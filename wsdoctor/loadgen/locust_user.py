@@ -77,14 +77,20 @@ class WorkerState:
 STATE = WorkerState()
 
 
-def _fire(env: Environment, name: str, seconds: float, exception: Exception | None) -> None:
+def _fire(
+    env: Environment,
+    name: str,
+    seconds: float,
+    exception: Exception | None,
+    **context: object,
+) -> None:
     env.events.request.fire(
         request_type="WS",
         name=name,
         response_time=round(seconds * 1000, 3),
         response_length=0,
         exception=exception,
-        context={},
+        context=context,
     )
 
 
@@ -102,13 +108,13 @@ class WsDoctorUser(User):
                 self.connection = open_client(options)
         except OpenFailed as failed:
             STATE.fail(failed.key)
-            _fire(self.environment, "handshake", failed.elapsed_s, failed)
+            _fire(self.environment, "handshake", failed.elapsed_s, failed, failure=failed.key)
         except Exception as exc:  # counted, as the asyncio engine counts it: never lost
             STATE.fail("other")
             _fire(self.environment, "handshake", 0.0, exc)
         else:
             STATE.held.append(self.connection)
-            _fire(self.environment, "handshake", self.connection.handshake_s, None)
+            _fire(self.environment, "handshake", self.connection.handshake_s, None, status=101)
         finally:
             STATE.attempts += 1
 
@@ -128,7 +134,9 @@ class WsDoctorUser(User):
 
     def _report(self, ending: Ending) -> None:
         failure = None if ending.kind == "local" else ConnectionEnded(_describe(ending))
-        _fire(self.environment, "ending", ending.age_s, failure)
+        _fire(
+            self.environment, "ending", ending.age_s, failure, ending=ending.kind, code=ending.code
+        )
 
 
 def _describe(ending: Ending) -> str:

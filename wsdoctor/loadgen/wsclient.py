@@ -59,7 +59,7 @@ class ClientOptions:
     heartbeat_s: float = 20.0
 
 
-@dataclass
+@dataclass(repr=False)
 class OpenFailed(Exception):
     """The opening failed: ``key`` as capacity steps count it, and why in words."""
 
@@ -69,6 +69,9 @@ class OpenFailed(Exception):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}"
+
+    def __repr__(self) -> str:  # Locust groups failures by repr: no timing in it
+        return f"OpenFailed({self})"
 
 
 @dataclass
