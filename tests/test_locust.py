@@ -29,6 +29,8 @@ from wsdoctor.probes.connection import open_probe_connection
 from wsdoctor.server import ServeOptions, running_server
 
 WORKER_MODULE = "wsdoctor.loadgen.worker"
+QUIT_WAIT_S = 5.0
+"""How soon workers started elsewhere must have quit once the master's run is over."""
 
 
 @pytest.fixture(autouse=True)
@@ -250,12 +252,17 @@ def _remote_ramp(
         if during is not None:
             during(started)
         out, err = process.communicate(timeout=60)
+        deadline = time.monotonic() + QUIT_WAIT_S
+        while any(w.poll() is None for w in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lingering = [w.pid for w in started if w.poll() is None]
     finally:
         process.kill()
         for worker in started:
             worker.kill()
             worker.wait()
     assert out.strip(), f"no report (exit {process.returncode}): {err}"
+    assert not lingering, "workers elsewhere were not told to quit"
     return json_report(subprocess.CompletedProcess([], process.returncode, out, err)), err
 
 
@@ -289,6 +296,16 @@ def test_a_worker_elsewhere_lost_mid_ramp_is_inconclusive() -> None:
     assert all(s["ok"] for s in ramp(report))
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "lost worker" in errors[0], err
+
+
+def test_the_run_budget_tells_workers_elsewhere_to_quit() -> None:
+    with serve_process() as (port, _):
+        report, _ = _remote_ramp(
+            port,
+            ["wsdoctor", "capacity-worker"],
+            options=("--max-connections", "400", "--rate", "20", "--max-time", "5"),
+        )
+    assert any(f["code"] == "run_budget_exceeded" for f in report["findings"])
 
 
 def test_a_worker_of_another_version_is_refused_by_name(tmp_path) -> None:  # noqa: ANN001

@@ -6,7 +6,8 @@ level asks Locust for that many users at the planned spawn rate, waits for their
 holds the level, and asks every worker to check its connections. It writes one JSON object per
 line on standard output: the parent (``loadgen/engine.py``, an asyncio process that must never
 be gevent-patched) turns them into the capacity stage's steps. Every wait is bounded; the
-process ends after the ramp, on an error, or when its parent is gone.
+process ends after the ramp, on an error, when its parent is gone or on SIGTERM, and tells its
+workers to quit whichever way it ends.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -124,7 +126,7 @@ class Ramp:
         parent = os.getppid()
         while True:
             if os.getppid() != parent:
-                os._exit(1)
+                self.abandon()
             for node in self.ready():
                 client = self.runner.clients.get(node)
                 if client is None or client.state == STATE_MISSING:
@@ -139,6 +141,12 @@ class Ramp:
                 },
             )
             gevent.sleep(PROGRESS_S)
+
+    def abandon(self) -> NoReturn:
+        """Stopped from outside (the run budget, Ctrl-C, a parent gone): tell every worker to
+        quit, so that workers elsewhere do not wait for a master that is gone, and exit."""
+        self.runner.quit()
+        os._exit(1)
 
     def wait(self, done: Any, seconds: float, what: str) -> None:
         """Wait until ``done()`` for at most ``seconds``; raise EngineError on a problem."""
@@ -219,6 +227,8 @@ def main() -> None:
     runner = env.create_master_runner(config["bind_host"], config["bind_port"])
     emit("listening", host=config["bind_host"], port=config["bind_port"])
     ramp = Ramp(config, runner)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(stop, lambda: gevent.spawn(ramp.abandon))
     watcher = gevent.spawn(ramp.watch)
     code = 0
     try:
