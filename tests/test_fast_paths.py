@@ -285,6 +285,9 @@ def test_a_remeasurement_cut_short_keeps_one_stage_per_name() -> None:
             ):
                 assert not task.done(), "the run ended before measuring a failure again"
                 await asyncio.sleep(0.01)
+            # Into the first burst measured alone (1 s long), past the concurrent stages' ends.
+            await asyncio.sleep(0.3)
+            assert not task.done()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             return obs
