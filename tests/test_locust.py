@@ -168,32 +168,6 @@ def test_a_worker_killed_mid_ramp_is_inconclusive_never_a_limit() -> None:
     ]
 
 
-def test_the_run_budget_ends_the_master_and_its_workers() -> None:
-    with serve_process() as (port, _):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wsdoctor", "capacity", f"ws://127.0.0.1:{port}/"]
-            + ["--engine", "locust", "--workers", "2", "--max-connections", "400"]
-            + ["--rate", "20", "--max-time", "6", "--json", "-"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while len(workers := _workers_of(process.pid)) < 2:
-                assert time.monotonic() < deadline, "the workers did not start"
-                time.sleep(0.1)
-            out, err = process.communicate(timeout=30)
-        finally:
-            process.kill()
-    assert process.returncode == 3, err
-    report = json_report(subprocess.CompletedProcess([], 3, out, err))
-    assert any(f["code"] == "run_budget_exceeded" for f in report["findings"])
-    assert report["verdict"]["culprit"] == "none"
-    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], "workers left behind"
-
-
 def test_workers_that_never_arrive_are_one_line_and_inconclusive() -> None:
     with serve_process() as (port, _):
         result = run_cli(
@@ -222,11 +196,12 @@ def _remote_ramp(
     *workers: list[str],
     cwd: str | None = None,
     options: tuple[str, ...] = ("--max-connections", "30", "--hold", "0.2"),
-    during: Callable[[list[subprocess.Popen]], None] | None = None,
+    during: Callable[[subprocess.Popen, list[subprocess.Popen]], None] | None = None,
 ) -> tuple[dict, str]:
     """`capacity --master-bind` waiting for workers started apart with ``workers`` (commands
-    after ``python -m``, run in ``cwd``) and ramp ``options``, ``during(workers)`` called once
-    they are started: the JSON report and standard error."""
+    after ``python -m``, run in ``cwd``) and ramp ``options``, ``during(capacity, workers)``
+    called once they are started: the JSON report and standard error. Workers elsewhere must
+    quit by themselves when the run is over."""
     master = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "wsdoctor", "capacity", f"ws://127.0.0.1:{port}/"]
@@ -250,7 +225,7 @@ def _remote_ramp(
     ]
     try:
         if during is not None:
-            during(started)
+            during(process, started)
         out, err = process.communicate(timeout=60)
         deadline = time.monotonic() + QUIT_WAIT_S
         while any(w.poll() is None for w in started) and time.monotonic() < deadline:
@@ -277,7 +252,7 @@ def test_workers_started_elsewhere_give_one_verdict() -> None:
 
 
 def test_a_worker_elsewhere_lost_mid_ramp_is_inconclusive() -> None:
-    def kill_one(workers: list[subprocess.Popen]) -> None:
+    def kill_one(_: subprocess.Popen, workers: list[subprocess.Popen]) -> None:
         time.sleep(4.0)  # they arrived; the ramp is climbing at 40 connections a second
         workers[0].kill()
 
@@ -298,14 +273,37 @@ def test_a_worker_elsewhere_lost_mid_ramp_is_inconclusive() -> None:
     assert len(errors) == 1 and "lost worker" in errors[0], err
 
 
-def test_the_run_budget_tells_workers_elsewhere_to_quit() -> None:
+def test_the_run_budget_ends_the_master_and_every_worker() -> None:
+    """One local worker and one started elsewhere; the budget cuts the ramp: the local one is
+    stopped, the other told to quit (checked by ``_remote_ramp``)."""
+    local: list[int] = []
+
+    def note_local(capacity: subprocess.Popen, _: list[subprocess.Popen]) -> None:
+        deadline = time.monotonic() + 30
+        while not (found := _workers_of(capacity.pid)):
+            assert time.monotonic() < deadline, "the local worker did not start"
+            time.sleep(0.1)
+        local.extend(found)
+
     with serve_process() as (port, _):
         report, _ = _remote_ramp(
             port,
             ["wsdoctor", "capacity-worker"],
-            options=("--max-connections", "400", "--rate", "20", "--max-time", "5"),
+            options=(
+                "--workers",
+                "1",
+                "--max-connections",
+                "400",
+                "--rate",
+                "20",
+                "--max-time",
+                "5",
+            ),
+            during=note_local,
         )
     assert any(f["code"] == "run_budget_exceeded" for f in report["findings"])
+    assert report["verdict"]["culprit"] == "none"
+    assert local and not [pid for pid in local if os.path.exists(f"/proc/{pid}")]
 
 
 def test_a_worker_of_another_version_is_refused_by_name(tmp_path) -> None:  # noqa: ANN001
