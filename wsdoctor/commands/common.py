@@ -417,9 +417,10 @@ def _check_client_certificate(cert: str, key: str | None) -> None:
     import ssl
 
     from wsdoctor.plan import PlanError
+    from wsdoctor.tls import client_context
 
     try:
-        ssl.create_default_context().load_cert_chain(cert, key, password=b"")
+        client_context(client_cert=cert, client_key=key)
     except (ssl.SSLError, OSError) as exc:
         what = "--cert/--key" if key else "--cert (no --key: the key must be in the same file)"
         why = getattr(exc, "reason", None) or exc

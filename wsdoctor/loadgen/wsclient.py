@@ -35,6 +35,7 @@ from wsdoctor.probes.classify import (
     failure_key,
     upgrade_failure,
 )
+from wsdoctor.tls import client_context
 
 USER_AGENT = f"wsdoctor/{__version__} (locust)"
 READ_SIZE = 65536
@@ -226,13 +227,7 @@ class WsClient:
 
 
 def _context(options: ClientOptions) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=options.cacert)
-    if options.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if options.client_cert is not None:
-        context.load_cert_chain(options.client_cert, options.client_key, password=b"")
-    return context
+    return client_context(options.cacert, options.insecure, options.client_cert, options.client_key)
 
 
 def _refused(refusal: Refusal, began: float) -> OpenFailed:

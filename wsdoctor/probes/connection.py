@@ -38,6 +38,7 @@ from wsdoctor.probes.classify import (
 )
 from wsdoctor.probes.forward_proxy import ForwardProxyError, open_tunnel
 from wsdoctor.redact import redact_headers
+from wsdoctor.tls import client_context
 
 USER_AGENT = f"wsdoctor/{__version__}"
 CLOSE_TIMEOUT_S = 2.0
@@ -226,13 +227,7 @@ class HandshakeError(Exception):
 def _ssl_context(url: str, options: ConnectOptions) -> ssl.SSLContext | None:
     if not url.startswith("wss://"):
         return None
-    context = ssl.create_default_context(cafile=options.cacert)
-    if options.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if options.client_cert is not None:
-        context.load_cert_chain(options.client_cert, options.client_key, password=b"")
-    return context
+    return client_context(options.cacert, options.insecure, options.client_cert, options.client_key)
 
 
 def _fail(timings: dict[str, float | None], reason: str, message: str, **extra: Any) -> None:
