@@ -131,7 +131,7 @@ async def _run_once(
     )
     try:
         _, stderr = await asyncio.wait_for(process.communicate(), max_time_s + kill_after_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()

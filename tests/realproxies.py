@@ -87,7 +87,7 @@ def _tail(text: str) -> str:
 async def _accepting(port: int) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     with contextlib.suppress(OSError):

@@ -119,7 +119,7 @@ def test_a_stuck_executor_thread_does_not_hold_up_the_loop_or_the_exit() -> None
         stuck = loop.run_in_executor(None, release.wait)
         try:
             await asyncio.wait_for(stuck, 0.2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "timed out"
         return "finished"
 

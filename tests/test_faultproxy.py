@@ -87,7 +87,7 @@ async def wait_end(reader: asyncio.StreamReader, timeout: float) -> str:
         await asyncio.wait_for(drain(), timeout)
     except ConnectionResetError:
         return "reset"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return "timeout"
     return "eof"
 

@@ -160,7 +160,7 @@ def tls_server(cert_identity: str, expired: bool, tmp_path) -> Iterator[tuple[in
     """A TLS WebSocket echo server; yields its port and the CA file that signed it."""
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     window = {
         "not_before": now - datetime.timedelta(days=30),
         "not_after": now - datetime.timedelta(days=1),

@@ -13,7 +13,7 @@ import difflib
 import functools
 import math
 import re
-import sys
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +30,6 @@ from wsdoctor.plan import (
     validate_ws_url,
 )
 from wsdoctor.redact import is_secret_header, redact_url
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 MIN_SECRET_CHARS = 4
 EXPECTATION_KEYS = (

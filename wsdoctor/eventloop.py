@@ -66,7 +66,7 @@ def run_bounded(main: Coroutine[Any, Any, Any], shutdown_s: float = SHUTDOWN_S) 
             if leftovers:
                 loop.run_until_complete(asyncio.wait(leftovers, timeout=shutdown_s))
             loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), shutdown_s))
-        except (asyncio.TimeoutError, RuntimeError):
+        except (TimeoutError, RuntimeError):
             pass
         finally:
             asyncio.set_event_loop(None)

@@ -288,14 +288,14 @@ async def show_progress(work: asyncio.Task[None], outputs: Outputs, status: Any)
     """Show ``status`` while ``work`` runs: a live table on a terminal, else a line at times."""
     import asyncio
 
-    from rich.live import Live
-
     from wsdoctor.report.live import progress_line, progress_table
 
     console = progress_console(outputs.color)
     if outputs.quiet:
         await asyncio.wait({work})
     elif console.is_terminal:
+        from rich.live import Live
+
         with Live(progress_table(status), console=console, transient=True) as live:
             while not work.done():
                 await asyncio.wait({work}, timeout=LIVE_REFRESH_S)

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -265,11 +266,11 @@ class CheckGatherer(Gatherer):
 
     async def gather(self) -> None:
         import asyncio
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from wsdoctor.probes.runner import run_plan
 
-        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.began = time.monotonic()
 
         async def one(run: _Run) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -76,12 +77,12 @@ class HostGatherer(Gatherer):
 
     async def gather(self) -> None:
         import time
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from wsdoctor.probes.hostlimits import gather_host_facts
 
         began = time.monotonic()
-        self.observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.observations.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.observations.host = gather_host_facts(self.root, self.pid, self.target_connections)
         self.observations.duration_s = round(time.monotonic() - began, 3)
 

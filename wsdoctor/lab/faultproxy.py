@@ -274,7 +274,7 @@ class FaultProxy:
                 asyncio.open_connection(self.config.upstream_host, self.config.upstream_port),
                 _CONNECT_TIMEOUT_S,
             )
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             self.count("upstream_failed")
             writer.close()
             self.active_connections -= 1

@@ -181,7 +181,7 @@ class LocustRamp:
         assert self.master is not None and self.master.stdout is not None
         try:
             raw = await asyncio.wait_for(self.master.stdout.readline(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         if not raw:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -255,7 +255,7 @@ class LocustRamp:
         for process in processes:
             try:
                 await asyncio.wait_for(process.wait(), STOP_WAIT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()

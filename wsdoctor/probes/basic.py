@@ -78,7 +78,7 @@ async def _close_and_record(probe: ProbeConnection, stage: StageResult) -> None:
 async def _await_reply(probe: ProbeConnection, timeout_s: float) -> str | bytes | None:
     try:
         reply = await asyncio.wait_for(probe.conn.recv(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
     probe.log("message_received", size=len(reply))
     return reply

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from websockets.exceptions import ConnectionClosed
 
@@ -377,7 +377,7 @@ async def run_capacity(
     Raises this process's descriptor limit first, so that the client is not the bottleneck.
     When cancelled (Ctrl-C), ``observations`` keeps what was learned and is marked interrupted.
     """
-    observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    observations.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     run_started = status.started = time.monotonic()
     result = PathResult(name=path.name, url=redact_url(path.url))
     observations.paths = [result]

@@ -144,7 +144,7 @@ class ProbeConnection:
         self.log("ping_sent")
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.log("ping_timeout")
             self.silent_at = sent_at
             return None
@@ -255,7 +255,7 @@ async def _tcp_connect(
         )
     except socket.gaierror as exc:
         _fail(timings, "dns", f"cannot resolve {host!r}: {exc.strerror or exc}")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _fail(timings, "timeout", f"DNS lookup of {host!r} timed out")
     timings["dns_s"] = round(time.monotonic() - started, 6)
     started = time.monotonic()
@@ -265,7 +265,7 @@ async def _tcp_connect(
         sock.setblocking(False)
         try:
             await asyncio.wait_for(loop.sock_connect(sock, address), deadline - time.monotonic())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             sock.close()
             _fail(timings, "timeout", f"TCP connect to {host}:{port} timed out")
         except OSError as exc:
@@ -382,7 +382,7 @@ async def _speaks_tls(host: str, port: int, timeout_s: float) -> bool:
             asyncio.open_connection(host, port, ssl=context, server_hostname=host or None),
             timeout_s,
         )
-    except (OSError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, OSError, ValueError):
         return False
     writer.transport.abort()
     return True

@@ -117,6 +117,6 @@ async def plain_http_fingerprints(path: PathSpec, clients: HttpClients) -> list[
         response = await asyncio.wait_for(
             client.get(http_url_for(path.url), headers=list(options.headers)), budget + CLOSE_S
         )
-    except (httpx.HTTPError, OSError, ValueError, asyncio.TimeoutError):
+    except (TimeoutError, httpx.HTTPError, OSError, ValueError):
         return []
     return recognise(dict(response.headers.items()), "http")

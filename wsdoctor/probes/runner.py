@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from wsdoctor.budget import beside_budget, plan_budget
@@ -132,7 +132,7 @@ async def _bounded(work: Awaitable[object], limit_s: float, result: PathResult) 
     future.add_done_callback(_read_outcome)
     try:
         await asyncio.wait_for(future, limit_s + STAGE_SLACK_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         for stage in result.stages:
             if stage.name in ("idle", "heartbeat", "stability"):
                 stage.notes.append(
@@ -325,7 +325,7 @@ async def run_plan(plan: Plan, status: RunStatus, observations: Observations) ->
     When cancelled (Ctrl-C), ``observations`` keeps what was learned and is marked interrupted.
     """
     clients = http_clients(plan)  # imports httpx, if needed, before the clock starts
-    observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    observations.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     run_started = status.started = time.monotonic()
     observations.paths = [
         PathResult(

@@ -148,7 +148,7 @@ async def _size_step(
             else:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(probe.conn.wait_closed()), SETTLE_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         if probe.is_open and probe.conn.protocol.close_rcvd is None:
             probe.silent_at = began  # the server stopped reading: the send never finished
     except ConnectionClosed:

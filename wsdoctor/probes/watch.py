@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -110,7 +110,7 @@ class _Slot:
         except HandshakeError as error:
             self._handshake_failed(error.handshake.failure)
             return False
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             self._handshake_failed(HandshakeFailure("other", f"{type(error).__name__}: {error}"))
             return False
         self.probe = probe
@@ -258,7 +258,7 @@ async def run_watch(
     ``observations.watch`` fills in as drops happen, so that displays can read it live; when
     the watch ends (or is cancelled) its totals are completed and every connection closed.
     """
-    observations.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    observations.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = status.started = time.monotonic()
     status.slots = [SlotStatus() for _ in range(plan.connections)]
     path = PathResult(

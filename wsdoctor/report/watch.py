@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich import box
@@ -144,7 +144,7 @@ class EventLog:
 
     def write(self, event: dict[str, Any]) -> None:
         """Append one event, stamped with the wall-clock time."""
-        stamped = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **event}
+        stamped = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), **event}
         self._file.write(json.dumps(stamped) + "\n")
         self._file.flush()
 

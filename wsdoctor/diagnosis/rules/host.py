@@ -286,8 +286,7 @@ def _verdict(host: HostFacts, bounds: list[Bound]) -> Judgement | None:
         culprit="none",
         confidence=0.7,
         kind="healthy",
-        summary=f"{found.title}; the first one reached is {first.label}, at about "
-        f"{first.allows}.",
+        summary=f"{found.title}; the first one reached is {first.label}, at about {first.allows}.",
         remedies=[found.remedy] if found.remedy else [],
         connection_limit=first.allows,
     )
