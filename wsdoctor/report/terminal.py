@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -11,7 +12,7 @@ from rich.text import Text
 
 from wsdoctor.diagnosis import facts
 from wsdoctor.diagnosis.model import Diagnosis, Finding, Verdict
-from wsdoctor.observations import Observations, PathResult
+from wsdoctor.observations import ConnectionRecord, Observations, PathResult
 from wsdoctor.report.text import (
     MISSING,
     count_events,
@@ -28,6 +29,7 @@ from wsdoctor.report.text import (
 
 STATUS_STYLES = {"healthy": "bold green", "problem": "bold red", "inconclusive": "bold yellow"}
 SEVERITY_STYLES = {"info": "cyan", "warning": "yellow", "error": "red"}
+FINDING_INDENT = 10
 
 
 def render_terminal(
@@ -140,10 +142,10 @@ def verdict_panel(
     for label, value in verdict_figures(verdict):
         facts.add_row(label, Text(value))
     facts.add_row("Confidence", Text(format_confidence(verdict.confidence)))
-    parts: list[Table | Text] = [facts, Text(), Text(verdict.summary)]
+    parts: list[Table | Text | Padding] = [facts, Text(), Text(verdict.summary)]
     if verdict.remedies:
         parts.append(Text("\nRemedies:", style="bold"))
-        parts.extend(Text(f"  - {remedy}") for remedy in verdict.remedies)
+        parts.extend(_hanging(f"- {remedy}", 2) for remedy in verdict.remedies)
     if subtitle is None:
         subtitle = (
             f"started {observations.started_at}, took {format_seconds(observations.duration_s)}"
@@ -163,21 +165,27 @@ def verdict_panel(
     )
 
 
-def findings_text(findings: list[Finding]) -> Text:
-    """Every finding: severity, title, code, evidence lines and remedy."""
-    text = Text("\nFindings", style="bold")
+def findings_text(findings: list[Finding]) -> Group:
+    """Every finding: severity, title, code, evidence lines and remedy (wrapped lines keep
+    their indent)."""
+    heading = Text("\nFindings", style="bold")
     if not findings:
-        text.append(": none")
+        heading.append(": none")
+    parts: list[Text | Padding] = [heading]
     for finding in findings:
-        text.append("\n")
-        text.append(f"{finding.severity.upper():<8}", style=SEVERITY_STYLES[finding.severity])
-        text.append(f"{finding.title} ", style="bold")
-        text.append(f"[{finding.code}]", style="dim")
-        for line in finding.evidence:
-            text.append(f"\n          - {line}")
+        title = Text(f"{finding.severity.upper():<8}", style=SEVERITY_STYLES[finding.severity])
+        title.append(f"{finding.title} ", style="bold")
+        title.append(f"[{finding.code}]", style="dim")
+        parts.append(title)
+        parts.extend(_hanging(f"- {line}", FINDING_INDENT) for line in finding.evidence)
         if finding.remedy:
-            text.append(f"\n          Remedy: {finding.remedy}")
-    return text
+            parts.append(_hanging(f"Remedy: {finding.remedy}", FINDING_INDENT))
+    return Group(*parts)
+
+
+def _hanging(text: str, indent: int) -> Padding:
+    """``text`` indented by ``indent`` columns, its wrapped lines too."""
+    return Padding(Text(text), (0, 0, 0, indent), expand=False)
 
 
 def _path_title(path: PathResult) -> Text:
@@ -189,10 +197,12 @@ def _path_title(path: PathResult) -> Text:
 
 def _stage_table(path: PathResult) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=Text(f"Stages on {path.name}"), title_justify="left")
-    table.add_column("Stage", overflow="fold")
-    table.add_column("Duration", justify="right", overflow="fold")
-    table.add_column("Conns", justify="right", overflow="fold")
-    table.add_column("Results", ratio=1, overflow="fold")
+    # Short columns keep their lines while the results wrap; on a very narrow terminal they
+    # fold too (no_wrap with overflow="fold"): a column is never cut.
+    table.add_column("Stage", no_wrap=True, overflow="fold")
+    table.add_column("Duration", justify="right", no_wrap=True, overflow="fold")
+    table.add_column("Conns", justify="right", no_wrap=True, overflow="fold")
+    table.add_column("Results", overflow="fold")
     table.add_column("Loop lag", overflow="fold")
     for stage in path.stages:
         name = stage.name + (" (interrupted)" if stage.interrupted else "")
@@ -206,6 +216,16 @@ def _stage_table(path: PathResult) -> Table:
     return table
 
 
+def _pings(conn: ConnectionRecord) -> str:
+    """Pings sent / pongs received; then the server's own pings, when it sent any."""
+    text = f"{count_events(conn, 'ping_sent')}/{count_events(conn, 'pong_received')}"
+    if conn.server_pings:
+        text += f"\nserver {conn.server_pings}"
+        if conn.server_ping_interval_s is not None:
+            text += f"\nevery {format_seconds(conn.server_ping_interval_s)}"
+    return text
+
+
 def _timeline_table(path: PathResult) -> Table:
     table = Table(
         box=box.SIMPLE_HEAD,
@@ -213,28 +233,21 @@ def _timeline_table(path: PathResult) -> Table:
         title=Text(f"Connections on {path.name}"),
         title_justify="left",
     )
-    table.add_column("Connection", overflow="fold")
+    table.add_column("Connection", no_wrap=True, overflow="fold")
     table.add_column("Role, plan", overflow="fold")
-    table.add_column("Opened", justify="right", overflow="fold")
-    table.add_column("Ended", ratio=1, overflow="fold")
-    table.add_column("Age / idle", justify="right", overflow="fold")
-    table.add_column("Ping/pong", justify="right", overflow="fold")
-    table.add_column("Srv pings", justify="right", overflow="fold")
+    table.add_column("Opened", justify="right", no_wrap=True, overflow="fold")
+    table.add_column("Ended", overflow="fold")
+    table.add_column("Age/idle", justify="right", no_wrap=True, overflow="fold")
+    table.add_column("Pings", justify="right", no_wrap=True, overflow="fold")
     for stage in path.stages:
         for conn in stage.connections:
-            pings = count_events(conn, "ping_sent")
-            pongs = count_events(conn, "pong_received")
             plan = describe_plan(conn)
-            server_pings = str(conn.server_pings)
-            if conn.server_ping_interval_s is not None:
-                server_pings += f"\nevery {format_seconds(conn.server_ping_interval_s)}"
             table.add_row(
                 Text(conn.id),
-                Text(conn.role if plan == MISSING else f"{conn.role}\n{plan}"),
+                Text(conn.role if plan == MISSING else f"{conn.role}, {plan}"),
                 Text(format_seconds(conn.opened_at)),
                 Text(describe_ending(conn.ending, conn.handshake.failure)),
-                Text(f"{conn.ending.age_s:.1f} / {format_seconds(conn.ending.idle_s)}"),
-                Text(f"{pings}/{pongs}"),
-                Text(server_pings),
+                Text(f"{conn.ending.age_s:.1f}/{format_seconds(conn.ending.idle_s)}"),
+                Text(_pings(conn)),
             )
     return table
