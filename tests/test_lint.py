@@ -371,6 +371,8 @@ def test_cli_json_is_valid_against_the_shipped_schema(tmp_path: Path) -> None:
     out = tmp_path / "lint.json"
     done = invoke("nginx/site/nginx.conf", "haproxy/haproxy.cfg", "--json", str(out), "-q")
     assert done.exit_code == 1, done.output
+    (summary,) = done.output.splitlines()  # -q: the summary line only
+    assert summary.startswith("wsdoctor lint: ") and "1 error" in summary
     report = json.loads(out.read_text())
     validate_lint_report(report)
     assert report["schema"] == "wsdoctor.lint/1"

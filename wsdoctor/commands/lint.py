@@ -139,7 +139,9 @@ def lint(
         typer.Option("--sarif", metavar="PATH", help="Write SARIF 2.1.0 to PATH ('-' for stdout)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show info notes.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No terminal report.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the summary line only (for CI logs).")
+    ] = False,
     no_color: NoColor = False,
 ) -> None:
     """Find the proxy configuration lines that drop WebSocket connections.
@@ -191,15 +193,14 @@ def lint(
         from wsdoctor.report.lint_sarif import build_sarif
 
         _write(sarif, json.dumps(build_sarif(result), indent=2) + "\n", "--sarif")
-    if not quiet:
-        from rich.console import Console
+    from rich.console import Console
 
-        from wsdoctor.report.lint_terminal import render_lint_terminal
+    from wsdoctor.report.lint_terminal import render_lint_terminal
 
-        to_stderr = "-" in (json_out, sarif)
-        console = Console(
-            stderr=to_stderr, highlight=False, no_color=not use_color(no_color), soft_wrap=True
-        )
-        render_lint_terminal(result, console, verbose)
+    to_stderr = "-" in (json_out, sarif)
+    console = Console(
+        stderr=to_stderr, highlight=False, no_color=not use_color(no_color), soft_wrap=True
+    )
+    render_lint_terminal(result, console, verbose, quiet)
     failing = [] if fail_on == "never" else findings_at_or_above(result, fail_on)
     raise typer.Exit(EXIT_PROBLEM if failing else EXIT_HEALTHY)

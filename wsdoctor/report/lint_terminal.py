@@ -51,8 +51,11 @@ def _count(number: int, word: str) -> str:
     return f"{number} {word}{'s' * (number != 1)}"
 
 
-def render_lint_terminal(result: LintResult, console: Console, verbose: bool = False) -> None:
-    """Print the findings by file, the predictions per scope, and any measurement join."""
+def render_lint_terminal(
+    result: LintResult, console: Console, verbose: bool = False, quiet: bool = False
+) -> None:
+    """Print the findings by file, the predictions per scope, and any measurement join
+    (``quiet``: the summary line only)."""
     files = [path for config in result.configs for path in config.files]
     products = ", ".join(dict.fromkeys(c.product for c in result.configs))
     counts = {s: sum(f.severity == s for f in result.findings) for s in ORDER}
@@ -66,6 +69,8 @@ def render_lint_terminal(result: LintResult, console: Console, verbose: bool = F
     head.append(_count(counts["error"], "error"), style=error_style)
     head.append(f", {_count(counts['warning'], 'warning')}, {counts['info']} info")
     console.print(head)
+    if quiet:
+        return
     if not result.predictions:
         console.print(
             Text(
