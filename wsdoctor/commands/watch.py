@@ -272,9 +272,14 @@ class WatchGatherer(Gatherer):
                 fail(f"cannot write --events {sinks.events_path!r}: {exc.strerror or exc}")
         plain = not (console.is_terminal and outputs.color)
         self.sink = _Sink(
-            self.observations, console, plain, events, self.metrics, sinks.metrics_textfile
+            self.observations,
+            console,
+            plain,
+            events,
+            self.metrics,
+            sinks.metrics_textfile,
+            quiet=outputs.quiet,
         )
-        self.sink.quiet = outputs.quiet
         self.stopped = False
 
     def budget(self) -> Budget | None:

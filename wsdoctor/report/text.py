@@ -141,6 +141,16 @@ def _step_outcome(step: Step) -> str:
     return text
 
 
+MAIN_PHASES = (None, "ramp", "bisect")
+"""Phases of a stepped stage's own measurement; the others (a capacity ramp's recovery, its
+storm) open new connections after it."""
+
+
+def _side_step(step: Step) -> str:
+    """A step of a side phase: how many new connections, and how they fared."""
+    return f"{step.value:g} new connections {_step_outcome(step)}"
+
+
 def describe_steps(stage: StageResult) -> str | None:
     """A stepped stage on one line, a part per phase: ``size: 256 B ok, ..., 128 KiB closed
     1009``; ``capacity: 10 ok, ..., 100 ok; recovery: 5 new connections ok``."""
@@ -148,10 +158,11 @@ def describe_steps(stage: StageResult) -> str | None:
         return None
     parts: list[tuple[str, list[str]]] = []
     for step in stage.steps:
-        phase = step.phase if step.phase not in (None, "ramp", "bisect") else stage.name
-        text = f"{_step_value(stage, step.value)} {_step_outcome(step)}"
-        if phase != stage.name and stage.name == "capacity":
-            text = f"{step.value:g} new connections {_step_outcome(step)}"
+        if step.phase in MAIN_PHASES:
+            phase: str = stage.name
+            text = f"{_step_value(stage, step.value)} {_step_outcome(step)}"
+        else:
+            phase, text = str(step.phase), _side_step(step)
         if not parts or parts[-1][0] != phase:
             parts.append((phase, []))
         parts[-1][1].append(text)
@@ -195,7 +206,7 @@ def _summarise_steps(stage: StageResult) -> list[str]:
     """A stepped stage's phases in short: ``ok up to 1 MiB``, ``ok up to 32 KiB, then 64 KiB
     closed 1009``; ``recovery: 5 new connections ok``."""
     parts: list[str] = []
-    main = [s for s in stage.steps if s.phase in (None, "ramp", "bisect")]
+    main = [s for s in stage.steps if s.phase in MAIN_PHASES]
     if main:
         held = [s.value for s in main if s.ok]
         failed = next((s for s in main if not s.ok), None)
@@ -204,9 +215,7 @@ def _summarise_steps(stage: StageResult) -> list[str]:
             failure = f"{_step_value(stage, failed.value)} {_step_outcome(failed)}"
             text = f"{text}, then {failure}" if text else failure
         parts.append(text)
-    for step in stage.steps:
-        if step.phase not in (None, "ramp", "bisect"):
-            parts.append(f"{step.phase}: {step.value:g} new connections {_step_outcome(step)}")
+    parts.extend(f"{s.phase}: {_side_step(s)}" for s in stage.steps if s.phase not in MAIN_PHASES)
     return parts
 
 
