@@ -63,7 +63,7 @@ def _root(
 # Commands, in the order `--help` lists them, each with its line in that list.
 COMMANDS = (
     (probe, "probe", "Probe one endpoint in stages; name why connections drop."),
-    (compare, "compare", "Probe one service over several paths; place the fault at a hop."),
+    (compare, "compare", "Probe one service over several paths; name the hop at fault."),
     (serve, "serve", "Run the reference WebSocket endpoint."),
     (demo, "demo", "Diagnose a built-in lab (needs no server of yours)."),
     (check, "check", "Check endpoints against expectations, for CI."),
